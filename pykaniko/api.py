@@ -1,0 +1,50 @@
+"""The embeddable library: ``build(options, on_event=...) -> BuildResult``.
+
+Wires the default collaborators (registry client with the Docker config keychain, the
+chroot sandbox) and leaves every one of them replaceable by keyword.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pykaniko.executor import (
+    BuildOptions,
+    BuildResult,
+    ChrootSandbox,
+    Event,
+    EventSink,
+    Sandbox,
+)
+from pykaniko.executor import build as _run_build
+from pykaniko.registry import RegistryClient, default_keychain
+
+__all__ = ["build"]
+
+
+def _ignore(event: Event) -> None:
+    del event
+
+
+def build(
+    options: BuildOptions,
+    *,
+    on_event: EventSink | None = None,
+    registry: RegistryClient | None = None,
+    sandbox: Sandbox | None = None,
+    env: Mapping[str, str] | None = None,
+) -> BuildResult:
+    """Build (and push, unless ``options.outputs.no_push``) the image ``options`` describe.
+
+    ``env`` is where credentials are looked up (``DOCKER_CONFIG``, GitLab CI variables);
+    it defaults to the process environment, read here and nowhere else.
+    """
+    environ = dict(os.environ if env is None else env)
+    client = registry or RegistryClient(options.registry, default_keychain(environ))
+    return _run_build(
+        options,
+        registry=client,
+        sandbox=sandbox or ChrootSandbox(),
+        events=on_event or _ignore,
+    )

@@ -1,0 +1,375 @@
+"""The ``pykaniko`` command: Kaniko's executor flags mapped onto build options.
+
+A job written for ``/kaniko/executor`` works by changing that one path: the same flag
+names (with their deprecated spellings), ``--flag=true|false`` for booleans, repeatable
+flags, and the ``KANIKO_*`` environment variables. This is the only module that reads
+``sys.argv``, prints, or exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pykaniko.errors import ConfigError, PykanikoError, RegistryError
+from pykaniko.executor import (
+    BuildFinished,
+    BuildOptions,
+    Event,
+    ImagePushed,
+    LayerCreated,
+    Notice,
+    OutputOptions,
+    SecretSource,
+    StageSkipped,
+    StageStarted,
+    StepOutput,
+    StepStarted,
+)
+from pykaniko.image.platform import Platform, host_platform
+from pykaniko.registry import RegistryOptions
+from pykaniko.registry.mirrors import parse_registry_maps
+from pykaniko.snapshot import SnapshotMode
+
+__all__ = ["main", "parse_args"]
+
+VERSION = "0.1.0"
+log = logging.getLogger("pykaniko")
+
+_TRUE = {"true", "1", "yes", "t", "y", "on"}
+_FALSE = {"false", "0", "no", "f", "n", "off"}
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message, hint="see pykaniko --help")
+
+
+def _flag(p: argparse.ArgumentParser, *names: str, default: bool = False, help: str) -> None:
+    """A boolean flag accepting ``--x``, ``--x=true`` and ``--x=false`` (pflag style)."""
+    p.add_argument(
+        *names, nargs="?", const=True, default=default, type=_bool, metavar="BOOL", help=help
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="pykaniko",
+        description="Build a container image from a Dockerfile without a Docker daemon "
+        "(Kaniko-compatible flags).",
+        allow_abbrev=False,
+    )
+    a = p.add_argument
+    a("-f", "--dockerfile", default="Dockerfile", help="path to the Dockerfile")
+    a("-c", "--context", default="/workspace/", help="build context directory (dir:// ok)")
+    a("--context-sub-path", default="", help="sub-directory of the context to use")
+    a("--build-arg", action="append", default=[], metavar="KEY[=VALUE]", help="build argument")
+    a("--target", default=None, help="the stage to build (default: the last one)")
+    _flag(p, "--skip-unused-stages", help="build only stages the target needs")
+    a("--custom-platform", default="", help="os/arch[/variant] of the image")
+    a("--label", action="append", default=[], metavar="KEY=VALUE", help="add a label")
+    a("--kaniko-dir", default=None, help="work directory (default /kaniko or a cache dir)")
+    _flag(p, "--force", help="accepted for compatibility")
+    a("-d", "--destination", action="append", default=[], help="image reference to push")
+    _flag(p, "--no-push", help="build without pushing")
+    _flag(p, "--no-push-cache", help="do not push cache layers")
+    a("--tar-path", "--tarPath", default=None, help="write a docker-archive tarball here")
+    a("--oci-layout-path", default=None, help="write an OCI image layout here")
+    a("--digest-file", default=None, help="write the image digest here")
+    a("--image-name-with-digest-file", default=None, help="write repo@digest lines here")
+    a("--image-name-tag-with-digest-file", default=None, help="write repo:tag@digest lines")
+    a("--push-retry", type=int, default=0, help="extra push attempts per destination")
+    _flag(p, "--push-ignore-immutable-tag-errors", help="treat immutable-tag errors as success")
+    _flag(p, "--skip-push-permission-check", help="skip the up-front push permission probe")
+    _flag(p, "--reproducible", help="clamp timestamps (SOURCE_DATE_EPOCH or 0)")
+    a("--compression", default="gzip", choices=["gzip", "zstd"], help="layer compression")
+    a("--compression-level", type=int, default=-1, help="compression level (-1: default)")
+    _flag(p, "--cleanup", help="accepted: pykaniko always removes its build directory")
+    _flag(p, "--force-build-metadata", help="add a layer even for metadata-only steps")
+    _flag(p, "--cache", help="use the layer cache")
+    a("--cache-repo", default="", help="repository for cache layers")
+    a("--cache-dir", default="/cache", help="local base-image cache directory")
+    a("--cache-ttl", default="336h", help="cache entry lifetime")
+    _flag(p, "--cache-run-layers", default=True, help="cache RUN layers")
+    _flag(p, "--cache-copy-layers", help="cache COPY layers")
+    _flag(p, "--compressed-caching", default=True, help="accepted for compatibility")
+    a(
+        "--snapshot-mode", "--snapshotMode", default="full",
+        choices=[m.value for m in SnapshotMode], help="how changes are detected",
+    )  # fmt: skip
+    _flag(p, "--single-snapshot", help="one layer per stage")
+    _flag(p, "--use-new-run", help="stat-walk RUN change detection")
+    a("--ignore-path", action="append", default=[], help="path left out of snapshots")
+    _flag(p, "--ignore-var-run", "--whitelist-var-run", default=True, help="ignore /var/run")
+    a("--image-fs-extract-retry", type=int, default=0, help="accepted for compatibility")
+    _flag(p, "--insecure", help="plain HTTP for push destinations")
+    _flag(p, "--insecure-pull", help="plain HTTP for pulls")
+    a("--insecure-registry", action="append", default=[], help="plain HTTP for a registry")
+    _flag(p, "--skip-tls-verify", help="do not verify TLS for pushes (and pulls, as Kaniko)")
+    _flag(p, "--skip-tls-verify-pull", help="do not verify TLS for pulls")
+    a("--skip-tls-verify-registry", action="append", default=[], help="per-registry no-verify")
+    a("--registry-certificate", action="append", default=[], metavar="REG=CA.pem")
+    a("--registry-client-cert", action="append", default=[], metavar="REG=CERT,KEY")
+    a("--registry-mirror", action="append", default=[], help="Docker Hub mirror")
+    a("--registry-map", action="append", default=[], metavar="ORIG=NEW[/PREFIX]")
+    _flag(p, "--skip-default-registry-fallback", help="never fall back to the original")
+    a("--image-download-retry", type=int, default=0, help="extra pull attempts")
+    a("-v", "--verbosity", default="info", help="panic|fatal|error|warn|info|debug|trace")
+    a("--log-format", default="color", help="color|text|json")
+    _flag(p, "--log-timestamp", help="prefix log lines with a timestamp")
+    a("--secret", action="append", default=[], metavar="id=ID,src=PATH|env=VAR")
+    _flag(p, "--dry-run", help="print the build plan and exit")
+    a("--version", action="version", version=f"pykaniko {VERSION}")
+    return p
+
+
+def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag}={value}: expected KEY=VALUE")
+        out[key] = val
+    return out
+
+
+def _build_args(values: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not key:
+            raise ConfigError(f"--build-arg={value}: expected KEY=VALUE or KEY")
+        if sep:
+            out[key] = val
+        elif key in env:
+            out[key] = env[key]
+    return out
+
+
+def _secrets(values: Sequence[str]) -> tuple[SecretSource, ...]:
+    out: list[SecretSource] = []
+    for value in values:
+        fields = dict(part.partition("=")[::2] for part in value.split(",") if part)
+        sid = fields.get("id", "")
+        src = fields.get("src") or fields.get("source")
+        envvar = fields.get("env")
+        if not sid or (src is None and envvar is None):
+            raise ConfigError(f"--secret={value}: expected id=ID,src=PATH or id=ID,env=VAR")
+        out.append(SecretSource(id=sid, path=src, env=envvar))
+    return tuple(out)
+
+
+def _work_dir(flag: str | None, env: Mapping[str, str]) -> Path:
+    if flag:
+        return Path(flag)
+    if env.get("KANIKO_DIR"):
+        return Path(env["KANIKO_DIR"])
+    kaniko = Path("/kaniko")
+    try:
+        kaniko.mkdir(exist_ok=True)
+        if os.access(kaniko, os.W_OK):
+            return kaniko
+    except OSError:
+        pass
+    cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "pykaniko"
+
+
+def _context(text: str, sub_path: str) -> Path:
+    if text.startswith("dir://"):
+        text = text[len("dir://") :]
+    elif "://" in text:
+        raise ConfigError(
+            f"--context={text}: only local directories are supported so far",
+            hint="check the context out into a directory first",
+        )
+    path = Path(text)
+    return path / sub_path if sub_path else path
+
+
+def _dockerfile(text: str, context: Path) -> Path:
+    if text.startswith(("http://", "https://")):
+        raise ConfigError("--dockerfile from a URL is not supported yet")
+    path = Path(text)
+    if path.is_absolute() or path.exists():
+        return path
+    return context / path
+
+
+def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOptions:
+    context = _context(ns.context, ns.context_sub_path)
+    no_push = bool(ns.no_push) or env.get("KANIKO_NO_PUSH", "").lower() in _TRUE
+    mirrors = list(ns.registry_mirror)
+    if not mirrors and env.get("KANIKO_REGISTRY_MIRROR"):
+        mirrors = [m for m in env["KANIKO_REGISTRY_MIRROR"].split(";") if m]
+    maps = list(ns.registry_map)
+    if not maps and env.get("KANIKO_REGISTRY_MAP"):
+        maps = [env["KANIKO_REGISTRY_MAP"]]
+    client_certs: dict[str, tuple[str, str]] = {}
+    for reg, pair in _pairs(ns.registry_client_cert, "--registry-client-cert").items():
+        cert, _, key = pair.partition(",")
+        if not key:
+            raise ConfigError(f"--registry-client-cert={reg}={pair}: expected REG=CERT,KEY")
+        client_certs[reg] = (cert, key)
+    registry = RegistryOptions(
+        insecure=ns.insecure,
+        insecure_pull=ns.insecure_pull,
+        insecure_registries=tuple(ns.insecure_registry),
+        skip_tls_verify=ns.skip_tls_verify,
+        skip_tls_verify_pull=ns.skip_tls_verify_pull,
+        skip_tls_verify_registries=tuple(ns.skip_tls_verify_registry),
+        registry_certificates=_pairs(ns.registry_certificate, "--registry-certificate"),
+        registry_client_certs=client_certs,
+        mirrors=tuple(mirrors),
+        registry_maps=parse_registry_maps(maps),
+        skip_default_registry_fallback=ns.skip_default_registry_fallback,
+        image_download_retry=ns.image_download_retry,
+        push_retry=ns.push_retry,
+        skip_push_permission_check=ns.skip_push_permission_check,
+    )
+    outputs = OutputOptions(
+        destinations=tuple(ns.destination),
+        no_push=no_push,
+        tar_path=Path(ns.tar_path) if ns.tar_path else None,
+        oci_layout_path=Path(ns.oci_layout_path) if ns.oci_layout_path else None,
+        digest_file=Path(ns.digest_file) if ns.digest_file else None,
+        image_name_with_digest_file=(
+            Path(ns.image_name_with_digest_file) if ns.image_name_with_digest_file else None
+        ),
+        image_name_tag_with_digest_file=(
+            Path(ns.image_name_tag_with_digest_file)
+            if ns.image_name_tag_with_digest_file
+            else None
+        ),
+        compression=ns.compression,
+        compression_level=ns.compression_level if ns.compression_level >= 0 else None,
+        reproducible=ns.reproducible,
+    )
+    return BuildOptions(
+        context=context,
+        dockerfile=_dockerfile(ns.dockerfile, context),
+        outputs=outputs,
+        target=ns.target,
+        build_args=_build_args(ns.build_arg, env),
+        labels=_pairs(ns.label, "--label"),
+        skip_unused_stages=ns.skip_unused_stages,
+        platform=Platform.parse(ns.custom_platform) if ns.custom_platform else host_platform(),
+        snapshot_mode=SnapshotMode(ns.snapshot_mode),
+        single_snapshot=ns.single_snapshot,
+        use_new_run=ns.use_new_run,
+        work_dir=_work_dir(ns.kaniko_dir, env),
+        ignore_paths=tuple(ns.ignore_path),
+        ignore_var_run=ns.ignore_var_run,
+        force_build_metadata=ns.force_build_metadata,
+        secrets=_secrets(ns.secret),
+        registry=registry,
+        dry_run=ns.dry_run,
+    )
+
+
+def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[argparse.Namespace, BuildOptions]:
+    args = list(argv)
+    if args[:1] == ["version"]:
+        args = ["--version"]
+    ns = build_parser().parse_args(args)
+    return ns, options_from_args(ns, env)
+
+
+class _Renderer:
+    """Turns build events into Kaniko-like log lines."""
+
+    def __init__(self, *, timestamps: bool) -> None:
+        self.timestamps = timestamps
+
+    def __call__(self, event: Event) -> None:
+        match event:
+            case StageStarted(index=i, name=name, base=base):
+                log.info("Building stage %s%s from %s", i, f" ({name})" if name else "", base)
+            case StageSkipped(index=i, name=name, reason=reason):
+                log.info("Skipping stage %s%s: %s", i, f" ({name})" if name else "", reason)
+            case StepStarted(number=n, total=t, text=text):
+                log.info("[%d/%d] %s", n, t, text)
+            case StepOutput(line=line):
+                print(line, flush=True)
+            case LayerCreated(digest=d, size=size, entries=n, seconds=s):
+                log.info("Layer %s: %d entries, %.1f MB, %.2fs", d[:19], n, size / 1e6, s)
+            case ImagePushed(reference=ref, digest=d):
+                log.info("Pushed %s@%s", ref, d)
+            case Notice(level=level, message=message):
+                log.log(logging.WARNING if level == "warning" else logging.INFO, "%s", message)
+            case BuildFinished(digest=d, seconds=s):
+                log.info("Built %s in %.1fs", d, s)
+
+
+_LEVELS = {
+    "panic": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": logging.DEBUG,
+}
+
+
+def _setup_logging(verbosity: str, timestamps: bool) -> None:
+    fmt = "%(asctime)s %(levelname)s %(message)s" if timestamps else "%(levelname)s %(message)s"
+    logging.basicConfig(level=_LEVELS.get(verbosity, logging.INFO), format=fmt, stream=sys.stderr)
+
+
+def _report(err: PykanikoError) -> int:
+    line = str(err)
+    if isinstance(err, RegistryError) and err.registry and err.registry not in line:
+        line = f"{line} (registry {err.registry})"
+    print(f"error: {line}", file=sys.stderr)
+    return err.exit_status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pykaniko.api import build
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    env = dict(os.environ)
+    debug = any(a in ("-v=debug", "--verbosity=debug", "-v=trace", "--verbosity=trace") for a in args)
+    try:
+        ns, options = parse_args(args, env)
+    except PykanikoError as err:
+        return _report(err)
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+    debug = debug or ns.verbosity in ("debug", "trace")
+    _setup_logging(ns.verbosity, ns.log_timestamp)
+    if ns.cache:
+        log.warning(
+            "--cache: the layer cache is not implemented in this version; building without it"
+        )
+    started = time.monotonic()
+    try:
+        result = build(options, on_event=_Renderer(timestamps=ns.log_timestamp), env=env)
+    except PykanikoError as err:
+        if debug:
+            log.exception("build failed")
+        return _report(err)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if options.dry_run:
+        print(result.plan_text, end="" if result.plan_text.endswith("\n") else "\n")
+        return 0
+    del started
+    return 0

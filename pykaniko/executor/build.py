@@ -1,0 +1,366 @@
+"""Runs a build plan: stages in dependency order, then the final image to its outputs.
+
+Stage outputs stay on disk only while a later stage still needs them (as its base, for
+``COPY --from`` or a ``RUN --mount from=``); a child that is the last user of its base
+stage takes the rootfs over instead of re-extracting it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pykaniko.dockerfile import (
+    BuildPlan,
+    DockerIgnore,
+    ImageBase,
+    ScratchBase,
+    StageBase,
+    StageScope,
+    parse_dockerfile,
+    plan_build,
+    render_plan,
+)
+from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError
+from pykaniko.executor.events import BuildFinished, EventSink, ImagePushed, Notice, StageSkipped, StageStarted
+from pykaniko.executor.options import BuildOptions
+from pykaniko.executor.sandbox import Sandbox
+from pykaniko.executor.stage import StageContext, StageOutput, build_stage
+from pykaniko.executor.workspace import Workspace
+from pykaniko.image import mediatypes as mt
+from pykaniko.image.manifest import Descriptor, Manifest
+from pykaniko.image.platform import Platform, host_platform
+from pykaniko.image.reference import Reference, parse_reference
+from pykaniko.registry import PulledImage, RegistryClient
+from pykaniko.snapshot import SnapshotMode, Snapshotter, build_ignore_list
+from pykaniko.image.layerfile import open_uncompressed
+
+__all__ = ["BuildResult", "build", "load_plan"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What a build produced. ``digest`` is empty for a dry run."""
+
+    digest: str
+    manifest: Manifest | None
+    config_raw: bytes
+    references: tuple[str, ...]
+    plan_text: str
+    seconds: float
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def load_plan(options: BuildOptions) -> BuildPlan:
+    """Parse and plan: pure apart from reading the Dockerfile."""
+    text = _read_text(options.dockerfile)
+    df = parse_dockerfile(text, filename=options.dockerfile.name)
+    return plan_build(
+        df,
+        target=options.target,
+        build_args=options.build_args,
+        skip_unused_stages=options.skip_unused_stages,
+        target_platform=str(options.platform),
+        build_platform=str(host_platform()),
+    )
+
+
+def _dockerignore(options: BuildOptions) -> DockerIgnore | None:
+    specific = options.dockerfile.with_name(options.dockerfile.name + ".dockerignore")
+    general = options.context / ".dockerignore"
+    for path in (specific, general):
+        if path.is_file():
+            return DockerIgnore.parse(_read_text(path))
+    return None
+
+
+def _created(options: BuildOptions) -> tuple[str, int | None]:
+    if options.outputs.reproducible:
+        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0") or 0)
+        stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return stamp, epoch
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), None
+
+
+def _mountinfo() -> str:
+    try:
+        return Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return ""
+
+
+class _Build:
+    def __init__(
+        self,
+        options: BuildOptions,
+        plan: BuildPlan,
+        *,
+        registry: RegistryClient,
+        sandbox: Sandbox,
+        events: EventSink,
+        workspace: Workspace,
+    ) -> None:
+        self.options = options
+        self.plan = plan
+        self.registry = registry
+        self.sandbox = sandbox
+        self.events = events
+        self.workspace = workspace
+        self.outputs: dict[int, StageOutput] = {}
+        self.pulled: dict[str, PulledImage] = {}
+        self.image_roots: dict[str, Path] = {}
+        self.last_use = self._last_use()
+
+    def _last_use(self) -> dict[int, int]:
+        """For each stage, the position of the last planned stage that needs it."""
+        order = [p.stage.index for p in self.plan.stages]
+        last: dict[int, int] = {}
+        for pos, planned in enumerate(self.plan.stages):
+            for dep in planned.dependencies:
+                last[dep] = pos
+        del order
+        return last
+
+    def pull(self, reference: str, platform: str | None) -> PulledImage:
+        plat = Platform.parse(platform) if platform else self.options.platform
+        key = f"{reference}|{plat}"
+        if key not in self.pulled:
+            ref = parse_reference(reference)
+            self.pulled[key] = self.registry.pull(ref, plat, self.workspace.store)
+        return self.pulled[key]
+
+    def image_rootfs(self, reference: str) -> Path:
+        """An external image for ``COPY --from``/mounts: extracted once into a scratch root."""
+        if reference not in self.image_roots:
+            pulled = self.pull(reference, None)
+            root = self.workspace.scratch("image")
+            os.chmod(root, 0o755)
+            snap = Snapshotter(
+                root,
+                mode=SnapshotMode.TIME,
+                ignore=build_ignore_list(rootfs=root, ignore_var_run=False),
+            )
+            layers = list(pulled.manifest.layers)
+            self.registry.fetch_layers(pulled, layers, self.workspace.store)
+            for desc in layers:
+                path = self.workspace.store.path(desc.digest)
+                with open_uncompressed(path, digest=desc.digest) as stream:
+                    snap.extract(stream, what=f"{reference} layer {desc.digest[:19]}")
+            self.image_roots[reference] = root
+        return self.image_roots[reference]
+
+    def stage_output(self, index: int) -> StageOutput:
+        try:
+            return self.outputs[index]
+        except KeyError:
+            raise BuildError(f"stage {index} has not been built") from None
+
+    def run(self) -> StageOutput:
+        created, clamp = _created(self.options)
+        ignore = _dockerignore(self.options)
+        ctx = StageContext(
+            options=self.options,
+            dockerfile=self.plan.dockerfile,
+            workspace=self.workspace,
+            registry=self.registry,
+            sandbox=self.sandbox,
+            events=self.events,
+            created=created,
+            mtime_clamp=clamp,
+            mountinfo=_mountinfo(),
+            context_ignored=ignore.matches if ignore is not None and not ignore.is_empty else None,
+            context_has_exceptions=ignore is not None and ignore.has_exclusions,
+            resolve_from=self.plan.resolve_from,
+            stage_output=self.stage_output,
+            image_rootfs=self.image_rootfs,
+            pull=self.pull,
+        )
+        for skipped in self.plan.skipped:
+            self.events(StageSkipped(skipped.stage.index, skipped.stage.name, skipped.reason))
+        final: StageOutput | None = None
+        for pos, planned in enumerate(self.plan.stages):
+            stage = planned.stage
+            base_out: StageOutput | None = None
+            pulled: PulledImage | None = None
+            base = planned.base
+            inherited: StageScope | None = None
+            match base:
+                case StageBase(index=i):
+                    base_out = self.outputs[i]
+                    inherited = base_out.scope
+                    label = f"stage {base_out.name or i}"
+                case ImageBase(reference=reference, platform=platform):
+                    pulled = self.pull(reference, platform)
+                    label = reference
+                case ScratchBase():
+                    label = "scratch"
+            self.events(StageStarted(stage.index, stage.name, label))
+            take_over = base_out is not None and self.last_use.get(base_out.index) == pos
+            image_env = (
+                base_out.config.config.env
+                if base_out is not None
+                else pulled.config.config.env if pulled is not None else ()
+            )
+            scope = StageScope.start(
+                stage=stage,
+                dockerfile=self.plan.dockerfile,
+                image_env=image_env,
+                build_args=self.options.build_args,
+                target_platform=str(self.options.platform),
+                build_platform=str(host_platform()),
+                inherited=inherited,
+            )
+            out = build_stage(
+                ctx,
+                stage.index,
+                base=base_out,
+                pulled=pulled,
+                take_over=take_over,
+                instructions=stage.instructions,
+                scope=scope,
+            )
+            out.name = stage.name
+            self.outputs[stage.index] = out
+            needed_later = any(
+                last > pos for dep, last in self.last_use.items() if dep == stage.index
+            )
+            if needed_later:
+                _ensure_rootfs(ctx, out)
+            self._release(pos)
+            final = out
+        assert final is not None
+        return final
+
+    def _release(self, pos: int) -> None:
+        """Drop the rootfs of stages nobody after position ``pos`` needs."""
+        for index, out in self.outputs.items():
+            if out.rootfs is not None and self.last_use.get(index, -1) <= pos:
+                if index == self.plan.target_index:
+                    continue
+                self.workspace.remove(out.rootfs.parent)
+                out.rootfs, out.snapshotter = None, None
+
+
+def _ensure_rootfs(ctx: StageContext, out: StageOutput) -> None:
+    from pykaniko.executor.stage import _StageRun
+
+    _StageRun(ctx, out.index, out).ensure_fs()
+
+
+def assemble(out: StageOutput, options: BuildOptions, created: str, store_put: Callable[[bytes], str]) -> tuple[Manifest, bytes]:
+    config = replace(out.config, created=created)
+    config_raw = config.to_json()
+    digest = store_put(config_raw)
+    media = mt.DOCKER_MANIFEST if out.docker else mt.OCI_MANIFEST
+    config_media = mt.DOCKER_CONFIG if out.docker else mt.OCI_CONFIG
+    manifest = Manifest.build(
+        media_type=media,
+        config=Descriptor(config_media, digest, len(config_raw)),
+        layers=tuple(out.layers),
+    )
+    store_put(manifest.raw)
+    return manifest, config_raw
+
+
+def build(
+    options: BuildOptions,
+    *,
+    registry: RegistryClient,
+    sandbox: Sandbox,
+    events: EventSink,
+) -> BuildResult:
+    """Build the image ``options`` describe and deliver it to every requested output."""
+    started = time.monotonic()
+    plan = load_plan(options)
+    if options.dry_run:
+        return BuildResult("", None, b"", (), render_plan(plan), time.monotonic() - started)
+    refs = [parse_reference(d) for d in options.outputs.destinations]
+    if refs and not options.outputs.no_push:
+        registry.check_push_permission(refs)
+    workspace = Workspace.create(options.work_dir)
+    try:
+        runner = _Build(
+            options, plan, registry=registry, sandbox=sandbox, events=events, workspace=workspace
+        )
+        final = runner.run()
+        created = _created(options)[0]
+        manifest, config_raw = assemble(final, options, created, workspace.store.put_bytes)
+        digest = manifest.digest
+        _deliver(options, manifest, config_raw, refs, final, registry, workspace, events)
+    except PykanikoError:
+        raise
+    except OSError as exc:
+        raise BuildError(f"build failed: {exc}") from exc
+    finally:
+        if options.cleanup:
+            workspace.cleanup()
+    seconds = time.monotonic() - started
+    events(BuildFinished(digest, seconds))
+    return BuildResult(
+        digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds
+    )
+
+
+def _deliver(
+    options: BuildOptions,
+    manifest: Manifest,
+    config_raw: bytes,
+    refs: list[Reference],
+    final: StageOutput,
+    registry: RegistryClient,
+    workspace: Workspace,
+    events: EventSink,
+) -> None:
+    """Digest files, OCI layout, tarball, then the push (Kaniko's order)."""
+    o = options.outputs
+    digest = manifest.digest
+    if o.digest_file:
+        o.digest_file.write_text(digest)
+    if o.image_name_with_digest_file:
+        o.image_name_with_digest_file.write_text(
+            "".join(f"{r.name}@{digest}\n" for r in refs)
+        )
+    if o.image_name_tag_with_digest_file:
+        o.image_name_tag_with_digest_file.write_text(
+            "".join(f"{r.name}:{r.tag or 'latest'}@{digest}\n" for r in refs)
+        )
+    if o.oci_layout_path or o.tar_path:
+        missing = [d for d in manifest.layers if not workspace.store.has(d.digest)]
+        for source in final.sources:
+            have = [d for d in missing if d in source.manifest.layers]
+            if have:
+                registry.fetch_layers(source, have, workspace.store)
+        if any(not workspace.store.has(d.digest) for d in manifest.layers):
+            raise ImageError("some base layers could not be fetched for the local outputs")
+    if o.oci_layout_path:
+        from pykaniko.image.layout import write_oci_layout
+
+        write_oci_layout(o.oci_layout_path, manifest, workspace.store, ref_name=refs[0].tag if refs else None)
+    if o.tar_path:
+        from pykaniko.image.tarball import write_docker_archive
+
+        tags = [str(r) for r in refs] or ["docker.io/unset-repo/unset-image-name:latest"]
+        write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
+    if o.no_push:
+        return
+    pushed = registry.push(manifest, refs, workspace.store, sources=final.sources)
+    for ref in refs:
+        events(ImagePushed(str(ref), pushed))
+    if pushed != digest:
+        events(Notice("warning", f"registry reported digest {pushed}, expected {digest}"))

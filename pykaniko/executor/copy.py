@@ -1,0 +1,292 @@
+"""COPY and ADD with Docker's rules: wildcard sources, directory contents, trailing-slash
+and existing-directory destinations, ownership 0:0 unless ``--chown``, ``--chmod``,
+source modes and mtimes kept, ``.dockerignore`` applied to the build context, local
+archives unpacked by ADD."""
+
+from __future__ import annotations
+
+import fnmatch
+import lzma
+import os
+import re
+import shutil
+import stat
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from pykaniko.errors import BuildError
+from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
+from pykaniko.image.layerfile import open_decompressed
+
+__all__ = ["CopyRequest", "SourceTree", "copy_sources", "extract_archive", "open_archive"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTree:
+    """Where COPY sources come from: the build context (with its ignore matcher) or the
+    rootfs of a stage or external image (no ignore file, symlinks resolved inside it)."""
+
+    root: Path
+    ignored: Callable[[str], bool] | None = None
+    is_rootfs: bool = False
+    descend_ignored: bool = False
+
+    def visible(self, rel: str) -> bool:
+        return self.ignored is None or not rel or not self.ignored(rel)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRequest:
+    sources: tuple[str, ...]
+    dest: str
+    workdir: str
+    uid: int = 0
+    gid: int = 0
+    chown: bool = False
+    chmod: int | None = None
+    what: str = "COPY"
+
+
+def _has_magic(part: str) -> bool:
+    return any(c in part for c in "*?[")
+
+
+def _glob(tree: SourceTree, pattern: str) -> list[str]:
+    """Context-relative matches of a Go-style ``filepath.Match`` pattern (``*`` never
+    crosses ``/``), in lexical order."""
+    parts = [p for p in clean_abs(pattern).split("/") if p]
+    found = [""]
+    for part in parts:
+        nxt: list[str] = []
+        for base in found:
+            host = tree.root / base if base else tree.root
+            if not _has_magic(part):
+                rel = f"{base}/{part}" if base else part
+                if (tree.root / rel).exists() or (tree.root / rel).is_symlink():
+                    nxt.append(rel)
+                continue
+            if not host.is_dir():
+                continue
+            regex = re.compile(fnmatch.translate(part))
+            for name in sorted(os.listdir(host)):
+                if regex.match(name):
+                    nxt.append(f"{base}/{name}" if base else name)
+        found = nxt
+    return [f for f in found if tree.visible(f)]
+
+
+def _src_host(tree: SourceTree, rel: str) -> Path:
+    if tree.is_rootfs:
+        return resolve_in_root(tree.root, "/" + rel)
+    host = tree.root / rel if rel else tree.root
+    real = host.resolve()
+    root = tree.root.resolve()
+    if real != root and root not in real.parents:
+        raise BuildError(f"forbidden path outside the build context: {rel}")
+    return real if host.is_symlink() else host
+
+
+def _apply_meta(path: Path, st: os.stat_result, req: CopyRequest) -> None:
+    os.lchown(path, req.uid, req.gid)
+    if not stat.S_ISLNK(st.st_mode):
+        mode = stat.S_IMODE(st.st_mode) if req.chmod is None else req.chmod
+        os.chmod(path, mode)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _copy_entry(src: Path, st: os.stat_result, dst: Path, req: CopyRequest) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        if dst.is_symlink() or (dst.exists() and not dst.is_dir()):
+            _remove(dst)
+        if not dst.exists():
+            dst.mkdir()
+        _apply_meta(dst, st, req)
+        return
+    if dst.exists() or dst.is_symlink():
+        _remove(dst)
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), dst)
+    elif stat.S_ISREG(st.st_mode):
+        shutil.copyfile(src, dst, follow_symlinks=False)
+    elif stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(dst)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        os.mknod(dst, st.st_mode, st.st_rdev)
+    else:  # sockets are not copied, as Docker does not
+        return
+    _apply_meta(dst, st, req)
+
+
+def _walk(src: Path, rel: str, tree: SourceTree) -> list[tuple[Path, str, os.stat_result]]:
+    """Entries below ``src``, parents before children, ignore rules applied. An ignored
+    directory is entered only when ``!`` exceptions could re-include something in it,
+    and then kept only as the parent of what was re-included."""
+    out: list[tuple[Path, str, os.stat_result]] = []
+    with os.scandir(src) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        child_rel = f"{rel}/{entry.name}" if rel else entry.name
+        visible = tree.visible(child_rel)
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode) and (visible or tree.descend_ignored):
+            below = _walk(Path(entry.path), child_rel, tree)
+            if visible or below:
+                out.append((Path(entry.path), child_rel, st))
+                out.extend(below)
+        elif visible:
+            out.append((Path(entry.path), child_rel, st))
+    return out
+
+
+def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
+    """Carry out one COPY; returns the rootfs paths it wrote (for the snapshot)."""
+    matches: list[str] = []
+    for pattern in req.sources:
+        found = _glob(tree, pattern)
+        if not found and not _has_magic(pattern):
+            raise BuildError(
+                f"{req.what} failed: {pattern!r} not found in the "
+                f"{'source image' if tree.is_rootfs else 'build context'}"
+                + ("" if tree.is_rootfs else " or excluded by .dockerignore")
+            )
+        matches.extend(found)
+    if not matches:
+        raise BuildError(f"{req.what} failed: no source files were specified or matched")
+    dest = clean_abs(req.dest, req.workdir)
+    into_dir = (
+        req.dest.endswith("/")
+        or req.dest in (".", "./")
+        or len(matches) > 1
+        or resolve_in_root(rootfs, dest).is_dir()
+    )
+    if len(matches) > 1 and not req.dest.endswith("/") and not resolve_in_root(rootfs, dest).is_dir():
+        raise BuildError(
+            f"{req.what} with more than one source file: the destination must be a "
+            f"directory and end with a /"
+        )
+    touched: list[str] = []
+    for rel in matches:
+        src = _src_host(tree, rel)
+        st = src.stat() if not tree.is_rootfs else os.lstat(src)
+        if stat.S_ISDIR(st.st_mode):
+            touched += makedirs_in_root(rootfs, dest, uid=req.uid, gid=req.gid)
+            target_dir = resolve_in_root(rootfs, dest)
+            if not (target_dir.exists()):
+                raise BuildError(f"{req.what}: cannot create {dest}")
+            if dest in touched:
+                _apply_meta(target_dir, st, req)
+            for child, child_rel, child_st in _walk(src, rel, tree):
+                sub = child_rel[len(rel) :].lstrip("/") if rel else child_rel
+                host = resolve_in_root(rootfs, f"{dest}/{sub}", follow_final=False)
+                _copy_entry(child, child_st, host, req)
+                touched.append(clean_abs(sub, dest))
+            touched.append(dest)
+            continue
+        name = rel.rsplit("/", 1)[-1] if rel else src.name
+        target = clean_abs(name, dest) if into_dir else dest
+        parent = target.rsplit("/", 1)[0] or "/"
+        touched += makedirs_in_root(rootfs, parent, uid=req.uid, gid=req.gid)
+        host = resolve_in_root(rootfs, target, follow_final=False)
+        _copy_entry(src, st, host, req)
+        touched.append(target)
+    return touched
+
+
+def open_archive(path: Path) -> BinaryIO | None:
+    """An uncompressed stream if ``path`` is a tar archive (plain, gzip, bzip2, xz or
+    zstd), else None. Reads one header block to decide, never the whole file."""
+    try:
+        with open_decompressed(path) as probe:
+            block = probe.read(512)
+    except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError):
+        return None
+    if len(block) < 512 or not _tar_header(block):
+        return None
+    return open_decompressed(path)
+
+
+def _tar_header(block: bytes) -> bool:
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.TarError:
+        return False
+    return True
+
+
+def extract_archive(stream: BinaryIO, rootfs: Path, dest: str) -> list[str]:
+    """Unpack an ADD archive into ``dest`` keeping the archive's owners and modes.
+
+    Every member is resolved inside the rootfs; names with ``..`` that would leave the
+    destination are refused, links are made as links.
+    """
+    touched = makedirs_in_root(rootfs, dest)
+    touched.append(dest)
+    links: list[tuple[tarfile.TarInfo, str]] = []
+    dirs: list[tuple[Path, tarfile.TarInfo]] = []
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            name = clean_abs(member.name, "/").lstrip("/")
+            if not name:
+                continue
+            if ".." in member.name.split("/"):
+                raise BuildError(f"ADD: archive member {member.name!r} escapes the destination")
+            target = clean_abs(name, dest)
+            parent = target.rsplit("/", 1)[0] or "/"
+            touched += makedirs_in_root(rootfs, parent)
+            host = resolve_in_root(rootfs, target, follow_final=False)
+            if member.islnk():
+                links.append((member, target))
+                continue
+            if member.isdir():
+                if host.exists() and not host.is_dir() or host.is_symlink():
+                    _remove(host)
+                host.mkdir(exist_ok=True)
+                dirs.append((host, member))
+            else:
+                if host.exists() or host.is_symlink():
+                    _remove(host)
+                if member.issym():
+                    os.symlink(member.linkname, host)
+                elif member.isfile():
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    with open(host, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                elif member.isfifo():
+                    os.mkfifo(host)
+                elif member.ischr() or member.isblk():
+                    kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+                    os.mknod(host, kind | 0o600, os.makedev(member.devmajor, member.devminor))
+                else:
+                    continue
+                _member_meta(host, member)
+            touched.append(target)
+    for member, target in links:
+        link_target = clean_abs(clean_abs(member.linkname, "/").lstrip("/"), dest)
+        host = resolve_in_root(rootfs, target, follow_final=False)
+        if host.exists() or host.is_symlink():
+            _remove(host)
+        os.link(resolve_in_root(rootfs, link_target, follow_final=False), host)
+        touched.append(target)
+    for host, member in reversed(dirs):
+        _member_meta(host, member)
+    return touched
+
+
+def _member_meta(host: Path, member: tarfile.TarInfo) -> None:
+    os.lchown(host, member.uid, member.gid)
+    if not member.issym():
+        os.chmod(host, member.mode & 0o7777)
+    os.utime(host, (member.mtime, member.mtime), follow_symlinks=False)

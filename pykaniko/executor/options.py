@@ -1,0 +1,79 @@
+"""Build options: one validated value per build, grouped as Kaniko's flags are."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pykaniko.errors import ConfigError
+from pykaniko.image.platform import Platform, host_platform
+from pykaniko.registry.options import RegistryOptions
+from pykaniko.snapshot import SnapshotMode
+
+__all__ = ["BuildOptions", "OutputOptions", "SecretSource"]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSource:
+    """``--secret id=ID,src=PATH`` or ``id=ID,env=VAR``: read only when a RUN mounts it."""
+
+    id: str
+    path: str | None = None
+    env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputOptions:
+    destinations: tuple[str, ...] = ()
+    no_push: bool = False
+    tar_path: Path | None = None
+    oci_layout_path: Path | None = None
+    digest_file: Path | None = None
+    image_name_with_digest_file: Path | None = None
+    image_name_tag_with_digest_file: Path | None = None
+    compression: str = "gzip"
+    compression_level: int | None = None
+    reproducible: bool = False
+
+    def __post_init__(self) -> None:
+        if self.compression not in ("gzip", "zstd"):
+            raise ConfigError(f"--compression={self.compression}: expected gzip or zstd")
+        if not self.destinations and not self.no_push:
+            raise ConfigError(
+                "no --destination given",
+                hint="pass --destination REGISTRY/REPO:TAG, or --no-push to build only",
+            )
+        if (
+            self.image_name_with_digest_file or self.image_name_tag_with_digest_file
+        ) and not self.destinations:
+            raise ConfigError("the image-name digest files need at least one --destination")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    context: Path
+    dockerfile: Path
+    outputs: OutputOptions = field(default_factory=lambda: OutputOptions(no_push=True))
+    target: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    skip_unused_stages: bool = False
+    platform: Platform = field(default_factory=host_platform)
+    snapshot_mode: SnapshotMode = SnapshotMode.FULL
+    single_snapshot: bool = False
+    use_new_run: bool = False
+    work_dir: Path = Path("/kaniko")
+    ignore_paths: tuple[str, ...] = ()
+    ignore_var_run: bool = True
+    force_build_metadata: bool = False
+    cleanup: bool = True
+    secrets: tuple[SecretSource, ...] = ()
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.context.is_dir():
+            raise ConfigError(f"--context={self.context}: not a directory")
+        if not self.dockerfile.is_file():
+            raise ConfigError(f"--dockerfile={self.dockerfile}: no such file")

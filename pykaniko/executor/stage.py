@@ -1,0 +1,651 @@
+"""One stage: resolve the base, walk the instructions, snapshot what changed into layers.
+
+The stage's rootfs is extracted lazily, on the first step that needs a filesystem, so
+a metadata-only stage never unpacks its base. Every filesystem step ends with a diff
+against the snapshotter's baseline (which came from the extraction itself) and, when
+something changed, a layer written once to the blob store with both digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import BinaryIO, assert_never
+
+from pykaniko.dockerfile import (
+    Add,
+    Arg,
+    Cmd,
+    Copy,
+    Dockerfile,
+    Entrypoint,
+    Env,
+    Expose,
+    From,
+    Healthcheck,
+    Heredoc,
+    ImageBase,
+    Instruction,
+    Label,
+    Maintainer,
+    Mount,
+    Onbuild,
+    Run,
+    parse_instruction,
+    Shell,
+    StageBase,
+    StageScope,
+    StopSignal,
+    User,
+    Volume,
+    Workdir,
+)
+from pykaniko.errors import BuildError, Location, RunError
+from pykaniko.executor.copy import (
+    CopyRequest,
+    SourceTree,
+    copy_sources,
+    extract_archive,
+    open_archive,
+)
+from pykaniko.executor.events import EventSink, LayerCreated, Notice, StepOutput, StepStarted
+from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
+from pykaniko.executor.metadata import (
+    DEFAULT_SHELL,
+    apply_metadata,
+    created_by_metadata,
+    run_created_by,
+)
+from pykaniko.executor.options import BuildOptions
+from pykaniko.executor.sandbox import BindMount, RunSpec, Sandbox
+from pykaniko.executor.users import Identity, resolve_chown, resolve_user
+from pykaniko.executor.workspace import Workspace
+from pykaniko.image import mediatypes as mt
+from pykaniko.image.config import History, ImageConfig
+from pykaniko.image.layerfile import LayerWriter, open_uncompressed
+from pykaniko.image.manifest import Descriptor
+from pykaniko.registry import PulledImage, RegistryClient
+from pykaniko.snapshot import IgnoreList, Snapshotter, build_ignore_list, write_layer
+
+__all__ = ["StageContext", "StageOutput", "build_stage"]
+
+log = logging.getLogger(__name__)
+
+_HISTORY_COMMENT = "buildkit.dockerfile.v0"
+
+
+@dataclass
+class StageOutput:
+    """A finished stage: its image parts and, while someone still needs it, its rootfs."""
+
+    index: int
+    name: str | None
+    config: ImageConfig
+    layers: list[Descriptor]
+    docker: bool
+    sources: list[PulledImage]
+    scope: StageScope | None
+    rootfs: Path | None = None
+    snapshotter: Snapshotter | None = None
+    pending: list[tuple[Descriptor, PulledImage | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage needs from the build around it (collaborators are injected)."""
+
+    options: BuildOptions
+    dockerfile: Dockerfile
+    workspace: Workspace
+    registry: RegistryClient
+    sandbox: Sandbox
+    events: EventSink
+    created: str
+    mtime_clamp: int | None
+    mountinfo: str
+    context_ignored: Callable[[str], bool] | None
+    context_has_exceptions: bool
+    resolve_from: Callable[[int, str], StageBase | ImageBase]
+    stage_output: Callable[[int], StageOutput]
+    image_rootfs: Callable[[str], Path]
+    pull: Callable[[str, str | None], PulledImage]
+
+
+def empty_config(options: BuildOptions) -> ImageConfig:
+    p = options.platform
+    return ImageConfig(architecture=p.architecture, os=p.os, variant=p.variant)
+
+
+class _StageRun:
+    def __init__(self, ctx: StageContext, index: int, out: StageOutput) -> None:
+        self.ctx = ctx
+        self.index = index
+        self.out = out
+        self.cmd_set = False
+        self._last = False
+        self.volumes: list[str] = list(out.config.config.volumes)
+
+    # -- filesystem -------------------------------------------------------------------------
+
+    def _ignore(self) -> IgnoreList:
+        o = self.ctx.options
+        return build_ignore_list(
+            rootfs=self.fs_root,
+            mountinfo=self.ctx.mountinfo,
+            extra_paths=o.ignore_paths,
+            volumes=self.volumes,
+            ignore_var_run=o.ignore_var_run,
+            work_dir=self.ctx.workspace.root,
+        )
+
+    @property
+    def fs_root(self) -> Path:
+        if self.out.rootfs is None:
+            self.out.rootfs = self.ctx.workspace.rootfs(self.index)
+        return self.out.rootfs
+
+    def ensure_fs(self) -> Snapshotter:
+        """Extract whatever base layers are still pending, once."""
+        if self.out.snapshotter is None:
+            self.out.snapshotter = Snapshotter(
+                self.fs_root, mode=self.ctx.options.snapshot_mode, ignore=self._ignore()
+            )
+            if not self.out.pending:
+                self.out.snapshotter.take_baseline()
+        snap = self.out.snapshotter
+        by_source: dict[int, tuple[PulledImage | None, list[Descriptor]]] = {}
+        for desc, source in self.out.pending:
+            by_source.setdefault(id(source), (source, []))[1].append(desc)
+        for source, descs in by_source.values():
+            if source is not None:
+                self.ctx.registry.fetch_layers(source, descs, self.ctx.workspace.store)
+        for desc, _source in self.out.pending:
+            path = self.ctx.workspace.store.path(desc.digest)
+            with open_uncompressed(path, digest=desc.digest, what=f"layer {desc.digest}") as s:
+                snap.extract(s, what=f"layer {desc.digest[:19]}")
+        self.out.pending = []
+        return snap
+
+    def add_layer(self, paths: Sequence[str] | None, created_by: str) -> None:
+        """Snapshot (all or ``paths``), write a layer when something changed, record history."""
+        started = time.monotonic()
+        snap = self.ensure_fs()
+        if self.ctx.options.single_snapshot and not self._last:
+            self._history(created_by, empty=True)
+            return
+        changes = snap.diff(None if self.ctx.options.single_snapshot else paths)
+        if changes.is_empty and not self.ctx.options.force_build_metadata:
+            self._history(created_by, empty=True)
+            return
+        o = self.ctx.options.outputs
+        store = self.ctx.workspace.store
+        tmp = store.temp_path(".layer")
+        writer = LayerWriter(tmp, compression=o.compression, level=o.compression_level)  # type: ignore[arg-type]
+        try:
+            entries = write_layer(changes, self.fs_root, writer, mtime_clamp=self.ctx.mtime_clamp)  # type: ignore[arg-type]
+        except BaseException:
+            writer.abort()
+            raise
+        if entries == 0 and not self.ctx.options.force_build_metadata:
+            writer.abort()
+            self._history(created_by, empty=True)
+            return
+        layer = writer.close()
+        store.adopt(tmp, layer.digest)
+        media = mt.layer_media_type(docker=self.out.docker, compression=o.compression)
+        self.out.layers.append(Descriptor(media, layer.digest, layer.size))
+        cfg = self.out.config
+        self.out.config = replace(cfg, diff_ids=(*cfg.diff_ids, layer.diff_id))
+        self._history(created_by, empty=False)
+        self.ctx.events(
+            LayerCreated(self.index, layer.digest, layer.size, entries, time.monotonic() - started)
+        )
+
+    def _history(self, created_by: str, *, empty: bool) -> None:
+        entry = History(
+            created=self.ctx.created,
+            created_by=created_by,
+            comment=_HISTORY_COMMENT,
+            empty_layer=empty,
+        )
+        self.out.config = replace(self.out.config, history=(*self.out.config.history, entry))
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def run_all(self, instructions: Sequence[Instruction], scope: StageScope) -> StageScope:
+        total = len(instructions)
+        for number, raw in enumerate(instructions, start=1):
+            self._last = number == total
+            instr = scope.expand(raw)
+            self.ctx.events(StepStarted(self.index, number, total, instr.original))
+            self.step(instr, scope)
+            scope = scope.after(instr)
+        return scope
+
+    def step(self, instr: Instruction, scope: StageScope) -> None:
+        match instr:
+            case Run():
+                self.run(instr, scope)
+            case Copy() | Add():
+                self.copy(instr, scope)
+            case Workdir(path=path):
+                cfg = self.out.config.config
+                workdir = clean_abs(path, cfg.working_dir or "/")
+                self.out.config = replace(
+                    self.out.config, config=replace(cfg, working_dir=workdir)
+                )
+                self.ensure_fs()
+                ident = self._identity()
+                touched = makedirs_in_root(self.fs_root, workdir, uid=ident.uid, gid=ident.gid)
+                self.add_layer(touched, f"WORKDIR {workdir}")
+            case Volume(paths=paths):
+                self.out.config = apply_metadata(self.out.config, instr)
+                for p in paths:
+                    vol = clean_abs(p)
+                    if vol not in self.volumes:
+                        self.volumes.append(vol)
+                if self.out.snapshotter is not None or not self.out.pending:
+                    snap = self.ensure_fs()
+                    for p in paths:
+                        makedirs_in_root(self.fs_root, clean_abs(p))
+                    snap.diff([clean_abs(p) for p in paths])
+                    snap.set_ignore(self._ignore())
+                self._metadata_history(instr)
+            case Cmd():
+                self.cmd_set = True
+                self.out.config = apply_metadata(self.out.config, instr)
+                self._metadata_history(instr)
+            case (
+                Env()
+                | Arg()
+                | Label()
+                | Expose()
+                | User()
+                | Entrypoint()
+                | Shell()
+                | StopSignal()
+                | Healthcheck()
+                | Onbuild()
+                | Maintainer()
+            ):
+                self.out.config = apply_metadata(self.out.config, instr, cmd_set=self.cmd_set)
+                self._metadata_history(instr)
+            case From():
+                raise BuildError("FROM inside a stage", location=instr.location)
+            case _:
+                assert_never(instr)
+
+    def _metadata_history(
+        self,
+        instr: Env | Arg | Label | Expose | Volume | User | Cmd | Entrypoint | Shell | StopSignal
+        | Healthcheck | Onbuild | Maintainer,
+    ) -> None:
+        if self.ctx.options.single_snapshot and self._last:
+            self.add_layer(None, created_by_metadata(instr, self.out.config.config))
+            return
+        self._history(created_by_metadata(instr, self.out.config.config), empty=True)
+
+    def _identity(self) -> Identity:
+        user = self.out.config.config.user
+        if not user:
+            return Identity(uid=0, gid=0, groups=(0,), home="/root")
+        return resolve_user(self.fs_root, user)
+
+    def run(self, instr: Run, scope: StageScope) -> None:
+        self.ensure_fs()
+        cfg = self.out.config.config
+        try:
+            ident = self._identity()
+        except BuildError as exc:
+            raise BuildError(exc.message, location=instr.location) from exc
+        env = scope.run_env(cfg.env)
+        if not any(e.startswith("HOME=") for e in env):
+            env.append(f"HOME={ident.home if ident.uid else '/root'}")
+        if not any(e.startswith("PATH=") for e in env):
+            env.append("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        workdir = cfg.working_dir or "/"
+        makedirs_in_root(self.fs_root, workdir)
+        scratch: list[Path] = []
+        script_dir: Path | None = None
+        try:
+            mounts = self._mounts(instr.mounts, scratch, env)
+            if not instr.shell:
+                argv = list(instr.args)
+            elif instr.script is not None:
+                script_dir = self._write_script(instr.script)
+                argv = [f"/{script_dir.name}/{instr.script.name}"]
+            else:
+                argv = [*(cfg.shell or DEFAULT_SHELL), instr.command_text]
+            if not argv:
+                raise BuildError("RUN with an empty command", location=instr.location)
+            spec = RunSpec(
+                rootfs=str(self.fs_root),
+                argv=tuple(argv),
+                env=tuple(env),
+                cwd=workdir,
+                uid=ident.uid,
+                gid=ident.gid,
+                groups=ident.groups,
+                mounts=tuple(mounts),
+                network=instr.network or "default",
+            )
+            status = self.ctx.sandbox.run(
+                spec,
+                output=lambda line: self.ctx.events(
+                    StepOutput(self.index, line.decode(errors="replace").rstrip("\n"))
+                ),
+            )
+        finally:
+            if script_dir is not None:
+                self.ctx.workspace.remove(script_dir)
+            for path in scratch:
+                self.ctx.workspace.remove(path)
+        if status != 0:
+            shown = instr.original if len(instr.original) < 200 else instr.original[:197] + "..."
+            raise RunError(
+                f"{shown}: the command returned a non-zero code: {status}",
+                status=status,
+                location=instr.location,
+            )
+        declared = {k: v for k, v in scope.declared_args.items() if v is not None}
+        shown_argv = argv if not instr.heredocs else [*argv[:-1], instr.original[4:]]
+        self.add_layer(None, run_created_by(shown_argv, declared))
+
+    def _write_script(self, doc: Heredoc) -> Path:
+        """A shebang heredoc becomes an executable file, run directly (BuildKit)."""
+        name = ".pykaniko-heredoc-" + hashlib.sha256(doc.content.encode()).hexdigest()[:12]
+        directory = self.fs_root / name
+        directory.mkdir(mode=0o755, exist_ok=True)
+        script = directory / doc.name
+        script.write_text(doc.content)
+        script.chmod(0o755)
+        return directory
+
+    def _mounts(self, mounts: Sequence[Mount], scratch: list[Path], env: list[str]) -> list[BindMount]:
+        out: list[BindMount] = []
+        for m in mounts:
+            match m.type:
+                case "tmpfs":
+                    out.append(BindMount(source="tmpfs", target=m.target, kind="tmpfs"))
+                case "secret":
+                    mount = self._secret(m, scratch, env)
+                    if mount is not None:
+                        out.append(mount)
+                case "cache":
+                    key = hashlib.sha256((m.id or m.target).encode()).hexdigest()[:32]
+                    cache = self.ctx.options.work_dir / "caches" / key
+                    if not cache.exists():
+                        cache.mkdir(parents=True)
+                        os.chown(cache, m.uid or 0, m.gid or 0)
+                        os.chmod(cache, m.mode if m.mode is not None else 0o755)
+                    out.append(BindMount(source=str(cache), target=m.target))
+                case "bind":
+                    out.append(self._bind(m))
+                case _:
+                    raise BuildError(f"RUN --mount=type={m.type} is not supported")
+        return out
+
+    def _secret(self, m: Mount, scratch: list[Path], env: list[str]) -> BindMount | None:
+        source = next((s for s in self.ctx.options.secrets if s.id == m.id), None)
+        if source is None:
+            if m.required:
+                raise BuildError(
+                    f"secret {m.id!r} is required but was not given",
+                    hint=f"pass --secret id={m.id},src=FILE",
+                )
+            return None
+        try:
+            if source.env is not None:
+                value = os.environ[source.env].encode()
+            else:
+                assert source.path is not None
+                value = Path(source.path).read_bytes()
+        except (KeyError, OSError) as exc:
+            raise BuildError(f"secret {m.id!r} cannot be read") from exc
+        if m.env:
+            env.append(f"{m.env}={value.decode(errors='replace')}")
+            if m.target == f"/run/secrets/{m.id}" and not m.target:
+                return None
+        holder = self.ctx.workspace.scratch("secret")
+        os.chmod(holder, 0o700)
+        scratch.append(holder)
+        path = holder / "value"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(value)
+        os.chown(path, m.uid or 0, m.gid or 0)
+        os.chmod(path, m.mode if m.mode is not None else 0o400)
+        return BindMount(source=str(path), target=m.target, readonly=True)
+
+    def _bind(self, m: Mount) -> BindMount:
+        if m.from_:
+            ref = self.ctx.resolve_from(self.index, m.from_)
+            root = (
+                self.ctx.stage_output(ref.index).rootfs
+                if isinstance(ref, StageBase)
+                else self.ctx.image_rootfs(ref.reference)
+            )
+            assert root is not None
+            source = resolve_in_root(root, m.source or "/")
+        else:
+            ctx = self.ctx.options.context.resolve()
+            source = (ctx / (m.source or ".").lstrip("/")).resolve()
+            if source != ctx and ctx not in source.parents:
+                raise BuildError(f"--mount source {m.source!r} is outside the build context")
+        if not source.exists():
+            raise BuildError(f"--mount source {m.source!r} does not exist")
+        return BindMount(source=str(source), target=m.target, readonly=m.readonly)
+
+    def copy(self, instr: Copy | Add, scope: StageScope) -> None:
+        self.ensure_fs()
+        del scope
+        root = self.fs_root
+        try:
+            uid, gid = resolve_chown(root, instr.chown) if instr.chown else (0, 0)
+        except BuildError as exc:
+            raise BuildError(exc.message, location=instr.location) from exc
+        chmod = _parse_chmod(instr.chmod, instr)
+        cfg = self.out.config.config
+        workdir = cfg.working_dir or "/"
+        what = "COPY" if isinstance(instr, Copy) else "ADD"
+        req = CopyRequest(
+            sources=(), dest=instr.dest, workdir=workdir, uid=uid, gid=gid,
+            chown=instr.chown is not None, chmod=chmod, what=what,
+        )
+        touched: list[str] = []
+        try:
+            if isinstance(instr, Copy) and instr.from_:
+                tree = self._from_tree(instr.from_)
+            else:
+                tree = SourceTree(
+                    root=self.ctx.options.context,
+                    ignored=self.ctx.context_ignored,
+                    descend_ignored=self.ctx.context_has_exceptions,
+                )
+            total = len(instr.sources) + len(instr.heredocs)
+            if total > 1 and not instr.dest.endswith("/"):
+                dest_host = resolve_in_root(root, clean_abs(instr.dest, workdir))
+                if not dest_host.is_dir():
+                    raise BuildError(
+                        f"{what} with more than one source: the destination must be a "
+                        "directory and end with a /"
+                    )
+            plain: list[str] = []
+            for src in instr.sources:
+                if isinstance(instr, Add) and src.startswith(("http://", "https://")):
+                    touched += self._add_url(src, instr, req)
+                elif isinstance(instr, Add) and src.startswith(("git@", "git://")):
+                    raise BuildError("ADD of git repositories is not supported yet")
+                elif isinstance(instr, Add) and instr.unpack is not False:
+                    archive = _local_archive(tree, src)
+                    if archive is not None:
+                        dest = clean_abs(instr.dest, workdir)
+                        with archive as stream:
+                            touched += extract_archive(stream, root, dest)
+                    else:
+                        plain.append(src)
+                else:
+                    plain.append(src)
+            if plain:
+                into = replace(req, sources=tuple(plain))
+                if total > 1 and not into.dest.endswith("/"):
+                    into = replace(into, dest=into.dest + "/")
+                touched += copy_sources(root, tree, into)
+            for doc in instr.heredocs:
+                touched += self._heredoc_file(doc, req, total)
+        except BuildError as exc:
+            if exc.location is None:
+                raise BuildError(exc.message, hint=exc.hint, location=instr.location) from exc
+            raise
+        except OSError as exc:
+            raise BuildError(f"{what} failed: {exc}", location=instr.location) from exc
+        self.add_layer(touched, f"{instr.original} # buildkit")
+
+    def _heredoc_file(self, doc: Heredoc, req: CopyRequest, total: int) -> list[str]:
+        dest = clean_abs(req.dest, req.workdir)
+        target = clean_abs(doc.name, dest) if req.dest.endswith("/") or total > 1 else dest
+        parent = target.rsplit("/", 1)[0] or "/"
+        touched = makedirs_in_root(self.fs_root, parent, uid=req.uid, gid=req.gid)
+        host = resolve_in_root(self.fs_root, target, follow_final=False)
+        host.write_text(doc.content)
+        os.chown(host, req.uid, req.gid)
+        os.chmod(host, req.chmod if req.chmod is not None else 0o644)
+        return [*touched, target]
+
+    def _add_url(self, url: str, instr: Add, req: CopyRequest) -> list[str]:
+        holder = self.ctx.workspace.scratch("download")
+        try:
+            name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "index.html"
+            path = holder / name
+            result = self.ctx.registry.download(url, path, checksum=instr.checksum)
+            path.chmod(req.chmod if req.chmod is not None else 0o600)
+            if result.last_modified is not None:
+                os.utime(path, (result.last_modified, result.last_modified))
+            tree = SourceTree(root=holder)
+            return copy_sources(self.fs_root, tree, replace(req, sources=(name,), chmod=None))
+        finally:
+            self.ctx.workspace.remove(holder)
+
+    def _from_tree(self, ref: str) -> SourceTree:
+        target = self.ctx.resolve_from(self.index, ref)
+        if isinstance(target, StageBase):
+            out = self.ctx.stage_output(target.index)
+            if out.rootfs is None:
+                raise BuildError(f"stage {ref!r} has no filesystem to copy from")
+            return SourceTree(root=out.rootfs, is_rootfs=True)
+        return SourceTree(root=self.ctx.image_rootfs(target.reference), is_rootfs=True)
+
+
+def _local_archive(tree: SourceTree, src: str) -> BinaryIO | None:
+    host = tree.root / src.lstrip("/")
+    if any(c in src for c in "*?[") or not host.is_file():
+        return None
+    if tree.ignored is not None and tree.ignored(src.lstrip("/")):
+        return None
+    return open_archive(host)
+
+
+def _parse_chmod(value: str | None, instr: Instruction) -> int | None:
+    if value is None:
+        return None
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise BuildError(
+            f"--chmod={value}: expected an octal mode such as 0755", location=instr.location
+        ) from None
+    if not 0 <= mode <= 0o7777:
+        raise BuildError(f"--chmod={value}: mode out of range", location=instr.location)
+    return mode
+
+
+def build_stage(
+    ctx: StageContext,
+    index: int,
+    *,
+    base: StageOutput | None,
+    pulled: PulledImage | None,
+    take_over: bool,
+    instructions: Sequence[Instruction],
+    scope: StageScope,
+) -> StageOutput:
+    """Build stage ``index`` on top of ``base`` (a finished stage), ``pulled`` (an image)
+    or nothing (scratch)."""
+    o = ctx.options
+    if base is not None:
+        out = StageOutput(
+            index=index,
+            name=None,
+            config=base.config,
+            layers=list(base.layers),
+            docker=base.docker,
+            sources=list(base.sources),
+            scope=None,
+        )
+        if take_over and base.rootfs is not None and not base.pending:
+            out.rootfs, out.snapshotter = base.rootfs, base.snapshotter
+            base.rootfs, base.snapshotter = None, None
+        else:
+            out.pending = [(d, _source_for(d, base)) for d in base.layers]
+    elif pulled is not None:
+        out = StageOutput(
+            index=index,
+            name=None,
+            config=pulled.config,
+            layers=list(pulled.manifest.layers),
+            docker=pulled.manifest.is_docker,
+            sources=[pulled],
+            scope=None,
+            pending=[(d, pulled) for d in pulled.manifest.layers],
+        )
+    else:
+        out = StageOutput(
+            index=index,
+            name=None,
+            config=empty_config(o),
+            layers=[],
+            docker=True,
+            sources=[],
+            scope=None,
+        )
+    if o.outputs.compression == "zstd" and out.docker:
+        out.docker = False
+        out.layers = [_to_oci(d) for d in out.layers]
+    cfg = out.config
+    if not cfg.config.env:
+        cfg = replace(cfg, config=cfg.config.with_env("PATH", _DEFAULT_PATH))
+    if o.labels:
+        cfg = replace(cfg, config=replace(cfg.config, labels={**cfg.config.labels, **o.labels}))
+    triggers = cfg.config.on_build
+    cfg = replace(cfg, config=replace(cfg.config, on_build=()))
+    p = o.platform
+    out.config = replace(cfg, architecture=p.architecture, os=p.os, variant=p.variant)
+    runner = _StageRun(ctx, index, out)
+    steps = list(instructions)
+    if triggers:
+        loc = Location(f"ONBUILD trigger of the base of stage {index}", 1, 1)
+        trig = [parse_instruction(t, loc, escape=ctx.dockerfile.escape) for t in triggers]
+        steps = trig + steps
+    out.scope = runner.run_all(steps, scope)
+    return out
+
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _source_for(desc: Descriptor, base: StageOutput) -> PulledImage | None:
+    for src in base.sources:
+        if any(d.digest == desc.digest for d in src.manifest.layers):
+            return src
+    return None
+
+
+def _to_oci(desc: Descriptor) -> Descriptor:
+    if desc.media_type in (mt.DOCKER_LAYER_GZIP,):
+        return replace(desc, media_type=mt.OCI_LAYER_GZIP)
+    return desc

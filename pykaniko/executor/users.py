@@ -1,0 +1,87 @@
+"""User and group resolution against the rootfs's own ``/etc/passwd`` and ``/etc/group``
+(never the host's), as Docker resolves ``USER`` and ``--chown``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pykaniko.errors import BuildError
+
+__all__ = ["Identity", "resolve_chown", "resolve_user"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+    home: str = "/"
+
+
+def _read_db(root: Path, name: str) -> list[list[str]]:
+    try:
+        text = (root / "etc" / name).read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _group_id(root: Path, group: str, what: str) -> int:
+    if group.isdigit():
+        return int(group)
+    for fields in _read_db(root, "group"):
+        if len(fields) >= 3 and fields[0] == group and fields[2].isdigit():
+            return int(fields[2])
+    raise BuildError(f"{what}: unable to find group {group!r} in the image's /etc/group")
+
+
+def resolve_user(root: Path, user: str) -> Identity:
+    """``USER name|uid[:group|gid]`` for RUN: primary gid from passwd unless given, plus
+    the supplementary groups the user is listed in."""
+    name, _, group = (user or "root").partition(":")
+    passwd = _read_db(root, "passwd")
+    entry = next(
+        (f for f in passwd if len(f) >= 7 and (f[0] == name or (name.isdigit() and f[2] == name))),
+        None,
+    )
+    if entry is None:
+        if not name.isdigit():
+            raise BuildError(f"unable to find user {name!r} in the image's /etc/passwd")
+        uid, gid, home, login = int(name), 0, "/", ""
+    else:
+        uid, gid, home, login = int(entry[2]), int(entry[3]), entry[5] or "/", entry[0]
+    if group:
+        gid = _group_id(root, group, f"USER {user}")
+        extra: tuple[int, ...] = ()
+    else:
+        extra = tuple(
+            sorted(
+                {
+                    int(f[2])
+                    for f in _read_db(root, "group")
+                    if len(f) >= 4 and f[2].isdigit() and login and login in f[3].split(",")
+                }
+                - {gid}
+            )
+        )
+    return Identity(uid=uid, gid=gid, groups=(gid, *extra), home=home)
+
+
+def resolve_chown(root: Path, chown: str) -> tuple[int, int]:
+    """``--chown=user[:group]``: names looked up in the rootfs, numbers need not exist;
+    a user without a group gets gid = the user's primary gid (uid when numeric)."""
+    user, sep, group = chown.partition(":")
+    if user.isdigit():
+        uid = int(user)
+        gid = uid
+    else:
+        entry = next(
+            (f for f in _read_db(root, "passwd") if len(f) >= 4 and f[0] == user), None
+        )
+        if entry is None:
+            raise BuildError(f"--chown={chown}: unable to find user {user!r} in /etc/passwd")
+        uid, gid = int(entry[2]), int(entry[3])
+    if sep and group:
+        gid = _group_id(root, group, f"--chown={chown}")
+    return uid, gid

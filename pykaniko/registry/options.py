@@ -1,0 +1,43 @@
+"""Registry options: Kaniko's registry and auth flags as one immutable value."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["RegistryOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryOptions:
+    """How to reach registries.
+
+    Host names are compared after Docker Hub normalisation (``index.docker.io`` and
+    ``docker.io`` are the same key). ``registry_maps`` values are ``host[/prefix]``.
+    Retries: ``image_download_retry`` extra attempts per pull candidate and per layer,
+    ``push_retry`` extra attempts per destination, both with exponential backoff from
+    ``retry_backoff`` seconds; ``transport_retries`` is the quick retry of a single
+    request on temporary errors (503, 429, reset connection, truncated body).
+    """
+
+    insecure: bool = False
+    insecure_pull: bool = False
+    insecure_registries: tuple[str, ...] = ()
+    skip_tls_verify: bool = False
+    skip_tls_verify_pull: bool = False
+    skip_tls_verify_registries: tuple[str, ...] = ()
+    registry_certificates: Mapping[str, str] = field(default_factory=dict)
+    registry_client_certs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    mirrors: tuple[str, ...] = ()
+    registry_maps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    skip_default_registry_fallback: bool = False
+    image_download_retry: int = 0
+    push_retry: int = 0
+    skip_push_permission_check: bool = False
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    retry_backoff: float = 1.0
+    transport_retries: int = 3
+    transport_backoff: float = 0.1
+    download_threads: int = 4
+    upload_chunk_size: int = 0

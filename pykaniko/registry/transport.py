@@ -1,0 +1,531 @@
+"""HTTP to registries: one ``requests`` session per registry and mode, scheme choice
+(HTTPS, or plain HTTP where allowed), authentication from challenges, quick retries of
+temporary failures and error mapping.
+
+Failures become :class:`RegistryError` (or ``AuthError``/``NotFoundError``) naming
+the registry, repository and HTTP status; URLs with upload state and credentials are
+never put in messages. A host that does not answer fails fast (a few seconds connect
+timeout, no retry) so mirror fallback stays quick.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Literal
+from urllib.parse import quote, urljoin
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from pykaniko.errors import AuthError, NotFoundError, RegistryError
+from pykaniko.image.reference import normalize_registry
+from pykaniko.registry.auth import Credential, Keychain
+from pykaniko.registry.challenge import Challenge, TokenCache, parse_www_authenticate, scope_string
+from pykaniko.registry.options import RegistryOptions
+
+__all__ = ["Body", "Mode", "Transport", "is_temporary"]
+
+Mode = Literal["pull", "push"]
+Body = bytes | Callable[[], BinaryIO] | None
+_TEMPORARY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def is_temporary(exc: BaseException) -> bool:
+    return isinstance(exc, RegistryError) and exc.temporary
+
+
+def _is_dead_host(exc: requests.RequestException) -> bool:
+    """No TCP connection at all: refused, unresolvable or timed out while connecting."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    inner = getattr(reason, "reason", reason)
+    return isinstance(
+        inner, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError
+    )
+
+
+def _auto_insecure(host: str) -> bool:
+    """Loopback, ``localhost``, ``*.local`` and private addresses may use plain HTTP."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]")
+    if name == "localhost" or name.endswith(".local"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private
+
+
+class _ContextAdapter(HTTPAdapter):
+    """An adapter using our SSL context: extra CAs are added to the system pool."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+
+@dataclass
+class _Endpoint:
+    base: str
+    challenge: Challenge | None
+
+
+def distribution_errors(resp: requests.Response) -> tuple[str, str]:
+    """(first error code, its message) from a Distribution JSON error body."""
+    try:
+        data = json.loads(resp.content[:65536] or b"{}")
+    except ValueError:
+        return "", ""
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("code") or ""), str(errors[0].get("message") or "")
+    return "", ""
+
+
+def error_for(
+    resp: requests.Response, *, registry: str, repository: str, what: str
+) -> RegistryError:
+    """The error to raise for an unexpected response."""
+    status = resp.status_code
+    code, message = distribution_errors(resp)
+    detail = " ".join(x for x in (code, message) if x) or resp.reason or ""
+    where = f"{registry}/{repository}" if repository else registry
+    text = f"{what} failed: {where}: HTTP {status}" + (f" {detail}" if detail else "")
+    target = repository or "this registry"
+    if status in (401, 403):
+        return AuthError(
+            text,
+            registry=registry,
+            repository=repository,
+            status=status,
+            hint=f"check the credentials for {registry} (docker config.json or credential helper)"
+            if status == 401
+            else f"the credentials for {registry} lack permission on {target}",
+        )
+    if status == 404:
+        return NotFoundError(text, registry=registry, repository=repository, status=status)
+    return RegistryError(
+        text,
+        registry=registry,
+        repository=repository,
+        status=status,
+        temporary=status in _TEMPORARY_STATUS,
+    )
+
+
+class Transport:
+    """Authenticated, retrying requests to registries; safe to share between threads."""
+
+    def __init__(
+        self,
+        options: RegistryOptions,
+        keychain: Keychain,
+        *,
+        user_agent: str,
+        extra_insecure: Sequence[str] = (),
+    ) -> None:
+        self.options = options
+        self._keychain = keychain
+        self._user_agent = user_agent
+        self._insecure = frozenset(
+            normalize_registry(h) for h in (*options.insecure_registries, *extra_insecure)
+        )
+        self._skip_verify = frozenset(
+            normalize_registry(h) for h in options.skip_tls_verify_registries
+        )
+        self._tokens = TokenCache()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._endpoints: dict[tuple[str, Mode], _Endpoint] = {}
+        self._credentials: dict[str, Credential | None] = {}
+
+    # -- sessions ------------------------------------------------------------------
+
+    def _session(self, registry: str, mode: Mode) -> requests.Session:
+        """One session per thread, registry and mode (requests sessions are not
+        guaranteed thread-safe)."""
+        sessions: dict[tuple[str, Mode], requests.Session] = self._local.__dict__.setdefault(
+            "sessions", {}
+        )
+        key = (registry, mode)
+        session = sessions.get(key)
+        if session is None:
+            session = self._new_session(registry, mode)
+            sessions[key] = session
+        return session
+
+    def _new_session(self, registry: str, mode: Mode) -> requests.Session:
+        opts = self.options
+        session = requests.Session()
+        session.headers["User-Agent"] = self._user_agent
+        session.trust_env = False
+        skip = (
+            opts.skip_tls_verify
+            or registry in self._skip_verify
+            or (mode == "pull" and opts.skip_tls_verify_pull)
+        )
+        certs = {normalize_registry(k): v for k, v in opts.registry_certificates.items()}
+        if skip:
+            session.verify = False
+        elif registry in certs:
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=certs[registry])
+            session.mount("https://", _ContextAdapter(context))
+        clients = {normalize_registry(k): v for k, v in opts.registry_client_certs.items()}
+        if registry in clients:
+            session.cert = clients[registry]
+        return session
+
+    def session_for_url(self, host: str) -> requests.Session:
+        """A session for plain downloads (``ADD <url>``), TLS settings by host."""
+        return self._session(normalize_registry(host), "pull")
+
+    # -- low-level send with quick retries -------------------------------------------
+
+    def send(
+        self,
+        session: requests.Session,
+        method: str,
+        url: str,
+        *,
+        registry: str,
+        repository: str,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        params: Mapping[str, str] | None = None,
+        stream: bool = False,
+        retries: int | None = None,
+    ) -> requests.Response:
+        """Send once per attempt; temporary failures are retried with short backoff.
+
+        Dead hosts are not retried here. Returns whatever response is not temporary,
+        including errors (the caller maps them).
+        """
+        attempts = 1 + (self.options.transport_retries if retries is None else retries)
+        timeout = (self.options.connect_timeout, self.options.read_timeout)
+        where = f"{registry}/{repository}" if repository else registry
+        for attempt in range(attempts):
+            stream_body: BinaryIO | None = None
+            data: bytes | BinaryIO | None
+            if callable(body):
+                stream_body = body()
+                data = stream_body
+            else:
+                data = body
+            try:
+                resp = session.request(
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    data=data,
+                    params=params,
+                    stream=stream,
+                    timeout=timeout,
+                    allow_redirects=method in ("GET", "HEAD"),
+                )
+            except requests.exceptions.SSLError as exc:
+                raise RegistryError(
+                    f"{what} failed: {where}: TLS error: {_short(exc)}",
+                    registry=registry,
+                    repository=repository,
+                    hint="use --registry-certificate, --skip-tls-verify-registry or "
+                    "--insecure-registry for this registry",
+                ) from exc
+            except requests.RequestException as exc:
+                dead = _is_dead_host(exc)
+                if dead or attempt + 1 >= attempts:
+                    raise RegistryError(
+                        f"{what} failed: cannot reach {where}: {_short(exc)}",
+                        registry=registry,
+                        repository=repository,
+                        temporary=True,
+                        code="registry-unreachable" if dead else None,
+                    ) from exc
+                self._sleep(attempt)
+                continue
+            finally:
+                if stream_body is not None:
+                    stream_body.close()
+            if resp.status_code in _TEMPORARY_STATUS and attempt + 1 < attempts:
+                resp.close()
+                self._sleep(attempt, resp.headers.get("Retry-After"))
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
+        delay = self.options.transport_backoff * (2**attempt)
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), 10.0))
+        time.sleep(delay)
+
+    # -- endpoints and auth ----------------------------------------------------------
+
+    def _schemes(self, registry: str, mode: Mode) -> tuple[str, ...]:
+        opts = self.options
+        explicit = registry in self._insecure or (
+            opts.insecure if mode == "push" else (opts.insecure_pull or opts.insecure)
+        )
+        if explicit:
+            return ("http", "https")
+        if _auto_insecure(registry):
+            return ("https", "http")
+        return ("https",)
+
+    def endpoint(self, registry: str, mode: Mode) -> _Endpoint:
+        """Ping ``/v2/`` once per registry and mode: picks the scheme, learns the challenge."""
+        key = (registry, mode)
+        with self._lock:
+            known = self._endpoints.get(key)
+        if known is not None:
+            return known
+        host = registry if registry != "docker.io" else "registry-1.docker.io"
+        last: RegistryError | None = None
+        session = self._session(registry, mode)
+        for scheme in self._schemes(registry, mode):
+            base = f"{scheme}://{host}"
+            try:
+                resp = self.send(
+                    session, "GET", f"{base}/v2/", registry=registry, repository="", what="ping"
+                )
+            except RegistryError as exc:
+                last = exc
+                if exc.code == "registry-unreachable":
+                    break
+                continue
+            with resp:
+                if resp.status_code >= 500:
+                    last = error_for(resp, registry=registry, repository="", what="ping")
+                    continue
+                challenge: Challenge | None = None
+                if resp.status_code == 401:
+                    found = parse_www_authenticate(resp.headers.get("WWW-Authenticate", ""))
+                    ranked = [c for c in found if c.scheme == "bearer"] + [
+                        c for c in found if c.scheme == "basic"
+                    ]
+                    challenge = ranked[0] if ranked else None
+            found_endpoint = _Endpoint(base, challenge)
+            with self._lock:
+                self._endpoints[key] = found_endpoint
+            return found_endpoint
+        assert last is not None
+        raise last
+
+    def _credential(self, registry: str) -> Credential | None:
+        with self._lock:
+            if registry in self._credentials:
+                return self._credentials[registry]
+        cred = self._keychain.resolve(registry)
+        with self._lock:
+            self._credentials[registry] = cred
+        return cred
+
+    def _authorization(
+        self, registry: str, endpoint: _Endpoint, scopes: Sequence[str], *, fresh: bool, mode: Mode
+    ) -> str | None:
+        challenge = endpoint.challenge
+        if challenge is None:
+            return None
+        cred = self._credential(registry)
+        if challenge.scheme == "basic":
+            if cred is None or not (cred.username or cred.password):
+                return None
+            return requests.auth._basic_auth_str(cred.username, cred.password)
+        if challenge.scheme != "bearer":
+            raise AuthError(
+                f"{registry} asks for unsupported authentication scheme {challenge.scheme!r}",
+                registry=registry,
+            )
+        if cred is not None and cred.registry_token:
+            return f"Bearer {cred.registry_token}"
+        key = scope_string(scopes)
+        if not fresh:
+            token = self._tokens.get(registry, key)
+            if token is not None:
+                return f"Bearer {token}"
+        token, expires_in = self._fetch_token(registry, challenge, sorted(set(scopes)), cred, mode)
+        self._tokens.put(registry, key, token, expires_in)
+        return f"Bearer {token}"
+
+    def _fetch_token(
+        self,
+        registry: str,
+        challenge: Challenge,
+        scopes: Sequence[str],
+        cred: Credential | None,
+        mode: Mode,
+    ) -> tuple[str, float]:
+        realm = challenge.realm
+        if not realm.startswith(("https://", "http://")):
+            raise AuthError(
+                f"{registry} sent a bearer challenge without a usable realm", registry=registry
+            )
+        repo = scopes[0].split(":")[1] if scopes and scopes[0].count(":") >= 2 else ""
+        session = self._session(registry, mode)
+        headers: dict[str, str] = {}
+        if cred is not None and cred.identity_token:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": cred.identity_token,
+                "service": challenge.service,
+                "scope": " ".join(scopes),
+                "client_id": "pykaniko",
+            }
+            body = "&".join(f"{k}={quote(v, safe='')}" for k, v in form.items() if v).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            resp = self.send(
+                session,
+                "POST",
+                realm,
+                registry=registry,
+                repository=repo,
+                what="token request",
+                headers=headers,
+                body=body,
+            )
+        else:
+            if cred is not None and (cred.username or cred.password):
+                headers["Authorization"] = requests.auth._basic_auth_str(
+                    cred.username, cred.password
+                )
+            params: list[tuple[str, str]] = (
+                [("service", challenge.service)] if challenge.service else []
+            )
+            params.extend(("scope", s) for s in scopes)
+            if cred is not None and cred.username:
+                params.append(("account", cred.username))
+            query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
+            url = realm + ("&" if "?" in realm else "?") + query
+            resp = self.send(
+                session,
+                "GET",
+                url,
+                registry=registry,
+                repository=repo,
+                what="token request",
+                headers=headers,
+            )
+        with resp:
+            if resp.status_code != 200:
+                err = error_for(resp, registry=registry, repository=repo, what="token request")
+                if resp.status_code in (400, 401, 403):
+                    raise AuthError(
+                        f"{registry} refused the credentials for {repo or 'the registry'} "
+                        f"(token server HTTP {resp.status_code})",
+                        registry=registry,
+                        repository=repo,
+                        status=resp.status_code,
+                        hint=f"check the credentials for {registry}",
+                    )
+                raise err
+            try:
+                data = resp.json()
+            except ValueError as exc:
+                raise AuthError(
+                    f"{registry}: the token server answered without JSON", registry=registry
+                ) from exc
+        token = str(data.get("token") or data.get("access_token") or "")
+        if not token:
+            raise AuthError(f"{registry}: the token server sent no token", registry=registry)
+        return token, float(data.get("expires_in") or 60)
+
+    # -- authenticated registry requests ------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        registry: str,
+        repository: str,
+        path: str,
+        *,
+        scopes: Sequence[str],
+        mode: Mode,
+        what: str,
+        expected: Sequence[int] = (200,),
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        params: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """A request to ``/v2/...`` (``path``) or an absolute ``Location`` URL.
+
+        Statuses in ``expected`` are returned (a HEAD passes 404 to take it as an
+        answer); anything else raises the mapped error. A bearer 401 is answered
+        once with a freshly fetched token for exactly ``scopes``.
+        """
+        endpoint = self.endpoint(registry, mode)
+        url = (
+            urljoin(endpoint.base + "/", path)
+            if not path.startswith(("http://", "https://"))
+            else path
+        )
+        session = self._session(registry, mode)
+        fresh = False
+        for _round in range(2):
+            auth = self._authorization(registry, endpoint, scopes, fresh=fresh, mode=mode)
+            all_headers = dict(headers or {})
+            if auth:
+                all_headers["Authorization"] = auth
+            resp = self.send(
+                session,
+                method,
+                url,
+                registry=registry,
+                repository=repository,
+                what=what,
+                headers=all_headers,
+                body=body,
+                params=params,
+                stream=stream,
+            )
+            if resp.status_code == 401 and endpoint.challenge is not None and not fresh:
+                challenge = parse_www_authenticate(resp.headers.get("WWW-Authenticate", ""))
+                if endpoint.challenge.scheme == "bearer" and any(
+                    c.scheme == "bearer" for c in challenge
+                ):
+                    resp.close()
+                    fresh = True
+                    continue
+            if resp.status_code == 401 and endpoint.challenge is None:
+                # The ping was open but this repository is not: learn the challenge.
+                found = parse_www_authenticate(resp.headers.get("WWW-Authenticate", ""))
+                if found and not fresh:
+                    resp.close()
+                    endpoint = _Endpoint(endpoint.base, found[0])
+                    with self._lock:
+                        self._endpoints[(registry, mode)] = endpoint
+                    fresh = True
+                    continue
+            if resp.status_code in expected:
+                return resp
+            try:
+                raise error_for(resp, registry=registry, repository=repository, what=what)
+            finally:
+                resp.close()
+        raise AssertionError("unreachable")
+
+
+def _short(exc: BaseException) -> str:
+    """A one-line reason without URLs (they may carry upload state)."""
+    text = str(exc)
+    for marker in ("Caused by ", "(Caused by"):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    text = text.strip("()' ")
+    if ": " in text and "Connection" in text:
+        text = text.rsplit(": ", 1)[-1]
+    return text[:200] or type(exc).__name__

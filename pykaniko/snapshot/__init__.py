@@ -1,0 +1,58 @@
+"""Filesystem snapshots: rootfs walk, change sets, layer tars, safe extraction.
+
+May import only the stdlib, ``xxhash``, ``pykaniko.errors`` and ``pykaniko.image``.
+
+Which mode sees which change (a baseline taken, then the change made; "yes" means the
+path lands in the next layer):
+
+============================================  =====  =====  =====  =====
+change                                        time   redo   stat   full
+============================================  =====  =====  =====  =====
+new / deleted path (whiteout)                 yes    yes    yes    yes
+directory deleted and re-created (opaque)     yes    yes    yes    yes
+content rewrite that moves mtime              yes    yes    yes    yes
+content rewrite, size kept, mtime restored    no     no     yes    yes
+``touch -d`` (mtime only)                     yes    yes    yes    yes
+``cp -p`` of other same-size content          no     no     yes    yes
+chmod / chown                                 no     yes    yes    yes
+xattr change (security.capability)            no     no     yes    yes
+xattr change (user.*)                         no     no     yes    no
+new hardlink to an existing file              new    new    both   new
+symlink retarget, mtime and length restored   no     no     yes    yes
+============================================  =====  =====  =====  =====
+
+* ``time``: mtime only (Kaniko's ``time``).
+* ``redo``: (mode, uid, gid, size, mtime), no content reads (Kaniko's ``redo``).
+* ``stat``: ours: the whole lstat tuple, including inode, device, link count and
+  ctime_ns. ctime cannot be set from user space, so every rewrite that restores mtime
+  is still seen, at stat cost. A hardlink also marks the first name (link count).
+* ``full``: content hash (xxh3-128) plus mode, owner, size, mtime, symlink target and
+  ``security.capability`` (Kaniko's default). It re-reads a file only when its stat
+  tuple moved: an unchanged tuple (ctime included) means unchanged content.
+
+Directory identity (device, inode) is kept in every mode, so a replaced directory is
+always an opaque whiteout.
+"""
+
+from __future__ import annotations
+
+from pykaniko.snapshot.changes import ChangeSet
+from pykaniko.snapshot.extract import ExtractReport, ExtractResult, extract_layer
+from pykaniko.snapshot.ignore import ALWAYS_IGNORED, IgnoreList, build_ignore_list, mount_points
+from pykaniko.snapshot.modes import SnapshotMode
+from pykaniko.snapshot.snapshotter import Snapshotter
+from pykaniko.snapshot.tarwriter import write_layer
+
+__all__ = [
+    "ALWAYS_IGNORED",
+    "ChangeSet",
+    "ExtractReport",
+    "ExtractResult",
+    "IgnoreList",
+    "SnapshotMode",
+    "Snapshotter",
+    "build_ignore_list",
+    "extract_layer",
+    "mount_points",
+    "write_layer",
+]

@@ -1,0 +1,281 @@
+"""The snapshotter: keeps the baseline of a stage's rootfs and turns changes into sets.
+
+The baseline is what the rootfs looked like after the last snapshot. It is seeded from
+what extraction wrote (never by re-reading the base image), or by a full walk for
+``FROM scratch``; ``diff`` compares the rootfs against it and then advances it. Because
+the base image's files are in the baseline from the start, deleting one of them always
+gives a whiteout (Kaniko's ``--use-new-run`` misses those).
+
+The ignore list is an immutable value the snapshotter holds; ``set_ignore`` swaps it
+(VOLUME adds prefix entries mid-stage) and applies from the next walk on.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Sequence, Set
+from pathlib import Path
+from typing import BinaryIO
+
+from pykaniko.errors import SnapshotError
+from pykaniko.snapshot.changes import ChangeSet
+from pykaniko.snapshot.extract import ExtractReport, extract_layer
+from pykaniko.snapshot.ignore import IgnoreList, normalize
+from pykaniko.snapshot.modes import SnapshotMode, quick_key, semantic_key
+from pykaniko.snapshot.walk import Tree, walk
+
+__all__ = ["Snapshotter"]
+
+
+def _ancestors(path: str) -> Iterable[str]:
+    """``/a/b/c`` -> ``/a/b``, ``/a`` (never the root)."""
+    p = path.rpartition("/")[0]
+    while p:
+        yield p
+        p = p.rpartition("/")[0]
+
+
+def _under_any(path: str, tops: Set[str]) -> bool:
+    """True when ``path`` or one of its ancestors is in ``tops``."""
+    p = path
+    while p:
+        if p in tops:
+            return True
+        p = p.rpartition("/")[0]
+    return False
+
+
+def _minimal(paths: Iterable[str]) -> list[str]:
+    """Drop paths that lie below another path of the set."""
+    tops: set[str] = set()
+    for p in sorted(paths, key=len):
+        if not _under_any(p, tops):
+            tops.add(p)
+    return sorted(tops)
+
+
+class Snapshotter:
+    """Baseline plus ignore list for one stage rootfs; not thread-safe."""
+
+    def __init__(self, root: Path, *, mode: SnapshotMode, ignore: IgnoreList) -> None:
+        self._root = Path(os.path.abspath(root))
+        self._rootstr = str(self._root).rstrip("/")
+        self._mode = mode
+        self._ignore = ignore
+        self._key = quick_key(mode)
+        self._keys: dict[str, object] = {}
+        self._dirs: dict[str, tuple[int, int]] = {}
+        self._sem: dict[str, tuple[object, ...]] = {}
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def mode(self) -> SnapshotMode:
+        return self._mode
+
+    @property
+    def ignore(self) -> IgnoreList:
+        return self._ignore
+
+    @property
+    def baseline_size(self) -> int:
+        """Number of paths in the baseline (for logs)."""
+        return len(self._keys)
+
+    def set_ignore(self, ignore: IgnoreList) -> None:
+        """Use ``ignore`` from the next walk on (VOLUME declared mid-stage)."""
+        self._ignore = ignore
+
+    def take_baseline(self) -> None:
+        """Replace the baseline by a full walk of the rootfs now (``full`` reads all)."""
+        tree = walk(self._rootstr, ["/"], self._key, self._ignore)
+        self._keys = tree.keys
+        self._dirs = tree.dirs
+        self._sem = {}
+        if self._mode is SnapshotMode.FULL:
+            self._sem = {p: self._semantic(p) for p in tree.keys}
+
+    def extract(self, stream: BinaryIO, *, what: str) -> ExtractReport:
+        """Apply one uncompressed layer onto the rootfs and record it in the baseline."""
+        full = self._mode is SnapshotMode.FULL
+        result = extract_layer(stream, self._root, ignore=self._ignore, what=what, hashes=full)
+        if result.removed:
+            self._forget(result.removed)
+        root = self._rootstr
+        key = self._key
+        for p in sorted(result.touched):
+            try:
+                st = os.lstat(root + p)
+            except FileNotFoundError:
+                self._forget({p})
+                continue
+            self._keys[p] = key(st)
+            if stat.S_ISDIR(st.st_mode):
+                self._dirs[p] = (st.st_dev, st.st_ino)
+            else:
+                self._dirs.pop(p, None)
+            if full:
+                self._sem[p] = semantic_key(root + p, st, result.hashes.get(p))
+        return result.report
+
+    def diff(self, paths: Sequence[str] | None = None) -> ChangeSet:
+        """Changes since the baseline, which then moves to the current state.
+
+        ``paths`` limits the walk to those rootfs paths and their subtrees (plus their
+        ancestors, looked at alone); ``None`` walks the whole rootfs.
+        """
+        starts, ancestors = self._scope(paths)
+        tree = walk(self._rootstr, starts, self._key, self._ignore)
+        for a in ancestors:
+            self._stat_into(tree, a)
+        old = self._keys
+        new = tree.keys
+        ignore = self._ignore
+        changed = [p for p, k in new.items() if old.get(p) != k]
+
+        if starts == ["/"]:
+            gone: Iterable[str] = old.keys() - new.keys()
+        else:
+            exact = set(starts) | set(ancestors)
+            prefixes = tuple(s + "/" for s in starts)
+            gone = [k for k in old if (k in exact or k.startswith(prefixes)) and k not in new]
+        gone = list(gone)
+        deleted = sorted(p for p in gone if not ignore.ignored(p))
+
+        new_sem: dict[str, tuple[object, ...]] = {}
+        if self._mode is SnapshotMode.FULL:
+            kept = []
+            for p in changed:
+                sem = self._semantic(p)
+                new_sem[p] = sem
+                if self._sem.get(p) != sem:
+                    kept.append(p)
+            changed = kept
+
+        opaque = self._opaque(tree, deleted)
+        deleted_set = set(deleted)
+        whiteouts = []
+        for p in deleted:
+            parent = p.rpartition("/")[0]
+            if parent in deleted_set or (parent and parent not in tree.dirs):
+                continue  # covered by the parent's whiteout, or the parent is no dir now
+            if opaque and _under_any(parent, opaque):
+                continue
+            whiteouts.append(p)
+
+        entries = set(changed)
+        reemitted: set[str] = set()
+        if opaque:
+            entries.update(opaque)
+            tops = tuple(d + "/" for d in opaque)
+            reemitted = {p for p in new if p.startswith(tops)} - entries
+            entries |= reemitted
+        added = sorted(p for p in entries if p not in old)
+        modified = sorted(p for p in entries if p in old)
+
+        self._advance(tree, gone, new_sem, whole=starts == ["/"])
+        return ChangeSet(
+            entries=tuple(sorted(entries)),
+            whiteouts=tuple(whiteouts),
+            opaque=tuple(sorted(opaque)),
+            added=tuple(added),
+            modified=tuple(modified),
+            deleted=tuple(deleted),
+        )
+
+    # -- internals -------------------------------------------------------------------
+
+    def _scope(self, paths: Sequence[str] | None) -> tuple[list[str], list[str]]:
+        if paths is None:
+            return ["/"], []
+        norm = {normalize(p) for p in paths}
+        if "/" in norm:
+            return ["/"], []
+        starts = _minimal(norm)
+        ancestors = sorted({a for s in starts for a in _ancestors(s)} - set(starts))
+        return starts, ancestors
+
+    def _stat_into(self, tree: Tree, path: str) -> None:
+        if self._ignore.ignored(path):
+            return
+        try:
+            st = os.lstat(self._rootstr + path)
+        except FileNotFoundError:
+            return
+        tree.keys[path] = self._key(st)
+        if stat.S_ISDIR(st.st_mode):
+            tree.dirs[path] = (st.st_dev, st.st_ino)
+
+    def _semantic(self, path: str) -> tuple[object, ...]:
+        full = self._rootstr + path
+        try:
+            st = os.lstat(full)
+        except OSError as e:
+            if isinstance(e, FileNotFoundError):
+                return (object(),)
+            raise SnapshotError(f"cannot stat {path}: {e.strerror}") from e
+        return semantic_key(full, st)
+
+    def _opaque(self, tree: Tree, deleted: list[str]) -> set[str]:
+        """Directories that were deleted and made again.
+
+        Either the directory's identity changed, or (the inode was reused) every child
+        it had is gone while it holds only new children: both mean "replace whole".
+        """
+        old_dirs = self._dirs
+        found = {p for p, ident in tree.dirs.items() if old_dirs.get(p, ident) != ident}
+        if deleted:
+            parents = {p.rpartition("/")[0] for p in deleted} - found
+            for d in parents:
+                if not d or d not in tree.dirs or d not in old_dirs:
+                    continue
+                kids = [p for p in self._children(d) if not self._ignore.ignored(p)]
+                if kids and not any(k in self._keys for k in kids):
+                    found.add(d)
+        return set(_minimal(found))
+
+    def _children(self, d: str) -> list[str]:
+        try:
+            return [d + "/" + n for n in os.listdir(self._rootstr + d)]
+        except OSError:
+            return []
+
+    def _advance(
+        self,
+        tree: Tree,
+        gone: list[str],
+        new_sem: dict[str, tuple[object, ...]],
+        *,
+        whole: bool,
+    ) -> None:
+        if whole:
+            self._keys = tree.keys
+            self._dirs = tree.dirs
+            for p in gone:
+                self._sem.pop(p, None)
+        else:
+            for p in gone:
+                self._keys.pop(p, None)
+                self._dirs.pop(p, None)
+                self._sem.pop(p, None)
+            self._keys.update(tree.keys)
+            for p in tree.keys:
+                if p not in tree.dirs:
+                    self._dirs.pop(p, None)
+            self._dirs.update(tree.dirs)
+        self._sem.update(new_sem)
+
+    def _forget(self, tops: Set[str]) -> None:
+        """Drop removed subtrees from the baseline."""
+        if len(tops) <= 256:
+            prefixes = tuple(t + "/" for t in tops)
+            doomed = [k for k in self._keys if k in tops or k.startswith(prefixes)]
+        else:
+            doomed = [k for k in self._keys if _under_any(k, tops)]
+        for k in doomed:
+            del self._keys[k]
+            self._dirs.pop(k, None)
+            self._sem.pop(k, None)

@@ -1,0 +1,233 @@
+"""The layer tar writer: a change set and the rootfs in, a deterministic tar stream out.
+
+Our own loop rather than ``TarFile.add`` (7-10x slower: 16 KiB copies, a pwd/grp
+lookup per file). Each entry is one ``lstat``, one ``TarInfo.tobuf`` and its data;
+the order, the header fields and the padding depend only on the files, so the same
+tree gives the same bytes:
+
+* entries sorted component-wise, parents before children; in a directory the opaque
+  marker, then whiteouts, then the rest;
+* every parent directory of an entry is written as it is in the rootfs (not the root);
+* integer mtimes (optionally clamped), no atime/ctime, no uname/gname; PAX records
+  only when a field does not fit ustar, plus ``SCHILY.xattr.*`` for carried xattrs;
+* hardlinks grouped by inode: the first name in the layer carries the data, later
+  names are link entries pointing at it.
+
+Data moves with ``os.sendfile`` when the sink is a plain file descriptor, else through
+one reused 1 MiB buffer, so memory stays flat whatever the layer size.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from pykaniko.errors import SnapshotError
+from pykaniko.snapshot.changes import ChangeSet
+from pykaniko.snapshot.extract import xattr_carried
+
+__all__ = ["write_layer"]
+
+_BLOCK: Final = 1 << 20
+_ZEROS: Final = bytes(_BLOCK)
+_OPAQUE: Final = ".wh..wh..opq"
+
+# Kinds of rows, in the order they sort within one directory.
+_K_OPAQUE: Final = 0
+_K_WHITEOUT: Final = 1
+_K_ENTRY: Final = 2
+
+
+def _sort_key(path: str, kind: int) -> str:
+    """Component-wise order: '/' maps below every name character, markers lead."""
+    key = path.replace("/", "\x00")
+    if kind == _K_OPAQUE:
+        return key + "\x00\x01"
+    if kind == _K_WHITEOUT:
+        head, _, name = key.rpartition("\x00")
+        return head + "\x00\x02" + name
+    return key
+
+
+def _ancestors(path: str) -> Iterable[str]:
+    p = path.rpartition("/")[0]
+    while p:
+        yield p
+        p = p.rpartition("/")[0]
+
+
+def _fileno(sink: BinaryIO) -> int | None:
+    """The sink's descriptor when data may bypass Python (plain files and pipes)."""
+    if not isinstance(sink, io.FileIO | io.BufferedWriter | io.BufferedRandom):
+        return None
+    try:
+        return sink.fileno()
+    except (OSError, ValueError):
+        return None
+
+
+def write_layer(
+    changes: ChangeSet, root: Path, sink: BinaryIO, *, mtime_clamp: int | None = None
+) -> int:
+    """Write ``changes`` as an uncompressed tar into ``sink``; return the entry count.
+
+    0 means "no layer": nothing at all was written. ``mtime_clamp`` (``--reproducible``:
+    SOURCE_DATE_EPOCH or 0) caps every mtime. Paths that vanished since the diff are
+    left out.
+    """
+    if changes.is_empty:
+        return 0
+    rows: dict[str, tuple[int, str]] = {}
+    for p in changes.entries:
+        rows[_sort_key(p, _K_ENTRY)] = (_K_ENTRY, p)
+    for d in changes.opaque:
+        rows[_sort_key(d, _K_ENTRY)] = (_K_ENTRY, d)
+        rows[_sort_key(d, _K_OPAQUE)] = (_K_OPAQUE, d)
+    for p in changes.whiteouts:
+        rows[_sort_key(p, _K_WHITEOUT)] = (_K_WHITEOUT, p)
+    parents: set[str] = set()
+    for _, p in list(rows.values()):
+        for a in _ancestors(p):
+            if a in parents:
+                break
+            parents.add(a)
+    for a in parents:
+        rows.setdefault(_sort_key(a, _K_ENTRY), (_K_ENTRY, a))
+    writer = _Writer(str(root).rstrip("/"), sink, mtime_clamp)
+    for k in sorted(rows):
+        kind, p = rows[k]
+        if kind == _K_ENTRY:
+            writer.entry(p)
+        elif kind == _K_WHITEOUT:
+            head, _, name = p.rpartition("/")
+            writer.marker(f"{head}/.wh.{name}")
+        else:
+            writer.marker(f"{p}/{_OPAQUE}")
+    if writer.count:
+        sink.write(bytes(2 * tarfile.BLOCKSIZE))
+    return writer.count
+
+
+class _Writer:
+    """Header and data emission for one layer."""
+
+    def __init__(self, root: str, sink: BinaryIO, clamp: int | None) -> None:
+        self.root = root
+        self.sink = sink
+        self.clamp = clamp
+        self.count = 0
+        self.links: dict[tuple[int, int], str] = {}
+        self.fd = _fileno(sink)
+        self.buf = bytearray(_BLOCK)
+
+    def _header(self, info: tarfile.TarInfo) -> None:
+        self.sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        self.count += 1
+
+    def marker(self, path: str) -> None:
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.mode = 0
+        info.mtime = 0
+        self._header(info)
+
+    def entry(self, path: str) -> None:
+        host = self.root + path
+        try:
+            st = os.lstat(host)
+        except FileNotFoundError:
+            return
+        m = st.st_mode
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.mode = stat.S_IMODE(m)
+        info.uid = st.st_uid
+        info.gid = st.st_gid
+        mtime = st.st_mtime_ns // 1_000_000_000
+        info.mtime = mtime if self.clamp is None else min(mtime, self.clamp)
+        size = 0
+        if stat.S_ISREG(m):
+            ident = (st.st_dev, st.st_ino)
+            first = self.links.get(ident) if st.st_nlink > 1 else None
+            if first is not None:
+                info.type = tarfile.LNKTYPE
+                info.linkname = first
+            else:
+                if st.st_nlink > 1:
+                    self.links[ident] = info.name
+                info.type = tarfile.REGTYPE
+                size = info.size = st.st_size
+        elif stat.S_ISDIR(m):
+            info.type = tarfile.DIRTYPE
+            info.name += "/"
+        elif stat.S_ISLNK(m):
+            info.type = tarfile.SYMTYPE
+            info.linkname = os.readlink(host)
+        elif stat.S_ISFIFO(m):
+            info.type = tarfile.FIFOTYPE
+        elif stat.S_ISCHR(m) or stat.S_ISBLK(m):
+            info.type = tarfile.CHRTYPE if stat.S_ISCHR(m) else tarfile.BLKTYPE
+            info.devmajor = os.major(st.st_rdev)
+            info.devminor = os.minor(st.st_rdev)
+        else:
+            return  # sockets are runtime state, never image content
+        self._xattrs(host, info)
+        if size:
+            try:
+                fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError as e:
+                raise SnapshotError(f"cannot read {path}: {e.strerror}") from e
+            try:
+                self._header(info)
+                self._data(fd, size)
+            finally:
+                os.close(fd)
+        else:
+            self._header(info)
+
+    def _xattrs(self, host: str, info: tarfile.TarInfo) -> None:
+        try:
+            names = os.listxattr(host, follow_symlinks=False)
+        except OSError:
+            return
+        records: dict[str, str] = {}
+        for name in sorted(n for n in names if xattr_carried(n)):
+            try:
+                value = os.getxattr(host, name, follow_symlinks=False)
+            except OSError:
+                continue
+            records["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
+        if records:
+            info.pax_headers = records
+
+    def _data(self, fd: int, size: int) -> None:
+        """Exactly ``size`` bytes (zeros if the file shrank meanwhile), then padding."""
+        left = size
+        if self.fd is not None:
+            self.sink.flush()
+            offset = 0
+            while left:
+                n = os.sendfile(self.fd, fd, offset, min(left, 1 << 30))
+                if n == 0:
+                    break
+                offset += n
+                left -= n
+        else:
+            buf = self.buf
+            view = memoryview(buf)
+            while left:
+                n = os.readv(fd, [view[: min(left, _BLOCK)]])
+                if n == 0:
+                    break
+                self.sink.write(view[:n])
+                left -= n
+        while left:
+            n = min(left, _BLOCK)
+            self.sink.write(_ZEROS[:n])
+            left -= n
+        pad = -size % tarfile.BLOCKSIZE
+        if pad:
+            self.sink.write(_ZEROS[:pad])
