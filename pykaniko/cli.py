@@ -77,11 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     a("-f", "--dockerfile", default="Dockerfile", help="path to the Dockerfile")
     a("-c", "--context", default="/workspace/", help="build context directory (dir:// ok)")
     a("--context-sub-path", default="", help="sub-directory of the context to use")
+    a("-b", "--bucket", default="", help=argparse.SUPPRESS)
+    a("--git", action="append", default=[], metavar="KEY=VALUE", help="git context options")
     a("--build-arg", action="append", default=[], metavar="KEY[=VALUE]", help="build argument")
     a("--target", default=None, help="the stage to build (default: the last one)")
     _flag(p, "--skip-unused-stages", help="build only stages the target needs")
     a("--custom-platform", default="", help="os/arch[/variant] of the image")
     a("--label", action="append", default=[], metavar="KEY=VALUE", help="add a label")
+    a("--annotation", action="append", default=[], metavar="KEY=VALUE", help="manifest annotation")
     a("--kaniko-dir", default=None, help="work directory (default /kaniko or a cache dir)")
     _flag(p, "--force", help="accepted for compatibility")
     a("-d", "--destination", action="append", default=[], help="image reference to push")
@@ -128,9 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     a("--registry-map", action="append", default=[], metavar="ORIG=NEW[/PREFIX]")
     _flag(p, "--skip-default-registry-fallback", help="never fall back to the original")
     a("--image-download-retry", type=int, default=0, help="extra pull attempts")
-    a("-v", "--verbosity", default="info", help="panic|fatal|error|warn|info|debug|trace")
-    a("--log-format", default="color", help="color|text|json")
+    a(
+        "-v",
+        "--verbosity",
+        default="info",
+        choices=sorted(_LEVELS),
+        metavar="LEVEL",
+        help="panic|fatal|error|warn|info|debug|trace",
+    )
+    a("--log-format", default="color", choices=["color", "text", "json"], help="color|text|json")
     _flag(p, "--log-timestamp", help="prefix log lines with a timestamp")
+    a("--azure-container-registry-config", default="", help=argparse.SUPPRESS)
     a("--secret", action="append", default=[], metavar="id=ID,src=PATH|env=VAR")
     _flag(p, "--dry-run", help="print the build plan and exit")
     a("--version", action="version", version=f"pykaniko {VERSION}")
@@ -213,12 +224,20 @@ def _dockerfile(text: str, context: Path) -> Path:
 def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOptions:
     context = _context(ns.context, ns.context_sub_path)
     no_push = bool(ns.no_push) or env.get("KANIKO_NO_PUSH", "").lower() in _TRUE
+    if ns.bucket:
+        raise ConfigError(
+            f"--bucket={ns.bucket}: bucket build contexts are not supported",
+            hint="download and unpack the context into a directory first",
+        )
+    _pairs(ns.git, "--git")
+    _pairs(ns.annotation, "--annotation")
+    # as Kaniko: the environment variables add to the flags
     mirrors = list(ns.registry_mirror)
-    if not mirrors and env.get("KANIKO_REGISTRY_MIRROR"):
-        mirrors = [m for m in env["KANIKO_REGISTRY_MIRROR"].split(";") if m]
+    if env.get("KANIKO_REGISTRY_MIRROR"):
+        mirrors += [m for m in env["KANIKO_REGISTRY_MIRROR"].split(";") if m]
     maps = list(ns.registry_map)
-    if not maps and env.get("KANIKO_REGISTRY_MAP"):
-        maps = [env["KANIKO_REGISTRY_MAP"]]
+    if env.get("KANIKO_REGISTRY_MAP"):
+        maps.append(env["KANIKO_REGISTRY_MAP"])
     client_certs: dict[str, tuple[str, str]] = {}
     for reg, pair in _pairs(ns.registry_client_cert, "--registry-client-cert").items():
         cert, _, key = pair.partition(",")
@@ -251,12 +270,11 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
             Path(ns.image_name_with_digest_file) if ns.image_name_with_digest_file else None
         ),
         image_name_tag_with_digest_file=(
-            Path(ns.image_name_tag_with_digest_file)
-            if ns.image_name_tag_with_digest_file
-            else None
+            Path(ns.image_name_tag_with_digest_file) if ns.image_name_tag_with_digest_file else None
         ),
         compression=ns.compression,
-        compression_level=ns.compression_level if ns.compression_level >= 0 else None,
+        # as Kaniko: only a level > 0 is applied (0 is not "store uncompressed")
+        compression_level=ns.compression_level if ns.compression_level > 0 else None,
         reproducible=ns.reproducible,
     )
     return BuildOptions(
@@ -281,7 +299,9 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
     )
 
 
-def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[argparse.Namespace, BuildOptions]:
+def parse_args(
+    argv: Sequence[str], env: Mapping[str, str]
+) -> tuple[argparse.Namespace, BuildOptions]:
     args = list(argv)
     if args[:1] == ["version"]:
         args = ["--version"]
@@ -345,7 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else list(argv)
     env = dict(os.environ)
-    debug = any(a in ("-v=debug", "--verbosity=debug", "-v=trace", "--verbosity=trace") for a in args)
+    debug = any(
+        a in ("-v=debug", "--verbosity=debug", "-v=trace", "--verbosity=trace") for a in args
+    )
     try:
         ns, options = parse_args(args, env)
     except PykanikoError as err:
@@ -354,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     debug = debug or ns.verbosity in ("debug", "trace")
     _setup_logging(ns.verbosity, ns.log_timestamp)
+    if ns.annotation:
+        log.warning("--annotation: manifest annotations are not applied in this version")
     if ns.cache:
         log.warning(
             "--cache: the layer cache is not implemented in this version; building without it"

@@ -15,6 +15,7 @@ from tests.support.registry import (
     RegistryServer,
     TokenServer,
     htpasswd_line,
+    make_tls_cert,
     registry_available,
 )
 
@@ -55,6 +56,7 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
 @pytest.fixture(scope="session")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
     """A loopback token server signing RS256 JWTs; see ``TokenServer`` for its users."""
+    pytest.importorskip("cryptography")
     server = TokenServer(tmp_path_factory.mktemp("token-server"))
     try:
         yield server
@@ -71,6 +73,20 @@ def token_registry(
     server = RegistryServer(
         tmp_path_factory.mktemp("token-registry"), token=token_server.auth_config()
     )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A registry serving HTTPS with a self-signed certificate (``tls_registry.ca``)."""
+    _need_registry()
+    pytest.importorskip("cryptography")
+    work = tmp_path_factory.mktemp("tls-registry")
+    cert, key = make_tls_cert(work / "tls")
+    server = RegistryServer(work / "registry", tls=(cert, key))
     try:
         yield server
     finally:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from pykaniko.dockerfile.instructions import Arg, Copy, Instruction, Onbuild, Run
+from pykaniko.dockerfile.instructions import Add, Arg, Copy, Instruction, Onbuild, Run
 from pykaniko.dockerfile.render import format_instruction
 from pykaniko.dockerfile.scope import PROXY_ARGS, StageScope, expand_word, global_args
 from pykaniko.dockerfile.stages import Dockerfile, Stage
@@ -63,7 +63,8 @@ class PlannedStage:
     """A stage to build, its base, why it is built and the stages it needs first.
 
     ``steps`` are its instructions expanded with what the Dockerfile alone knows
-    (base-image env is unknown at plan time).
+    (base-image env is unknown at plan time). When the base is another stage, the
+    first ``trigger_count`` steps are that stage's ONBUILD triggers, which run first.
     """
 
     stage: Stage
@@ -71,6 +72,7 @@ class PlannedStage:
     reasons: tuple[str, ...]
     dependencies: tuple[int, ...]
     steps: tuple[Instruction, ...] = ()
+    trigger_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,7 @@ class _Edge:
 @dataclass(frozen=True, slots=True)
 class _Scan:
     base: BaseRef
+    trigger_count: int
     steps: tuple[Instruction, ...]
     edges: tuple[_Edge, ...]
     scope: StageScope
@@ -212,39 +215,30 @@ class _Planner:
         if isinstance(base, StageBase):
             edges.append(_Edge(base.index, f"base of {stage.label}", "FROM", stage.from_.location))
         steps: list[Instruction] = []
-        for instr in (*triggers, *stage.instructions):
+        for number, instr in enumerate((*triggers, *stage.instructions)):
             expanded = scope.expand(instr)
             scope = scope.after(expanded)
             steps.append(expanded)
             line = expanded.location.start
+            where = f"{stage.label} line {line}"
+            if number < len(triggers):
+                where = f"{stage.label} (ONBUILD trigger from line {line})"
+            refs: list[tuple[str, str, str]] = []
             if isinstance(expanded, Copy) and expanded.from_ is not None:
                 what = f"COPY --from={expanded.from_}"
-                edges.extend(
-                    self._edge(
-                        expanded.from_, what, "COPY --from in", stage=stage, line=line, instr=instr
-                    )
-                )
+                refs.append((expanded.from_, what, f"COPY --from in {where}"))
             if isinstance(expanded, Run):
                 for mount in expanded.mounts:
                     if mount.from_ is not None:
                         what = f"RUN --mount from={mount.from_}"
-                        edges.extend(
-                            self._edge(
-                                mount.from_,
-                                what,
-                                "RUN --mount from in",
-                                stage=stage,
-                                line=line,
-                                instr=instr,
-                            )
-                        )
-        scan = _Scan(base, tuple(steps), tuple(edges), scope)
+                        refs.append((mount.from_, what, f"RUN --mount from in {where}"))
+            for value, what, reason in refs:
+                edges.extend(self._edge(value, what, reason, instr))
+        scan = _Scan(base, len(triggers), tuple(steps), tuple(edges), scope)
         self.scans[index] = scan
         return scan
 
-    def _edge(
-        self, value: str, what: str, why: str, *, stage: Stage, line: int, instr: Instruction
-    ) -> list[_Edge]:
+    def _edge(self, value: str, what: str, reason: str, instr: Instruction) -> list[_Edge]:
         target = _stage_ref(self.dockerfile, value)
         if value.isdigit() and target is None:
             raise PlanError(
@@ -255,7 +249,7 @@ class _Planner:
         if target is None:
             _typo_check(self.dockerfile, value, what, instr.location)
             return []
-        return [_Edge(target, f"{why} {stage.label} line {line}", what, instr.location)]
+        return [_Edge(target, reason, what, instr.location)]
 
 
 def _refers(target: Stage, current: Stage) -> str:
@@ -339,7 +333,14 @@ def plan_build(
             scan = planner.scan(stage.index)
             deps = tuple(sorted({e.target for e in scan.edges}))
             planned.append(
-                PlannedStage(stage, scan.base, tuple(reasons[stage.index]), deps, scan.steps)
+                PlannedStage(
+                    stage,
+                    scan.base,
+                    tuple(reasons[stage.index]),
+                    deps,
+                    scan.steps,
+                    scan.trigger_count,
+                )
             )
         elif stage.index > target_index:
             skipped.append(SkippedStage(stage, "after the target"))
@@ -395,8 +396,15 @@ def render_plan(plan: BuildPlan) -> str:
         if planned.dependencies:
             deps = ", ".join(df.stages[i].label for i in planned.dependencies)
             lines.append(f"    needs: {deps}")
-        for step in planned.steps:
-            lines.append(f"    {step.location.start:>3}: {format_instruction(step)}")
+        for number, step in enumerate(planned.steps):
+            text = format_instruction(step)
+            if number < planned.trigger_count:
+                text += "  (ONBUILD trigger of the base stage)"
+            lines.append(f"    {step.location.start:>3}: {text}")
+            if isinstance(step, Run | Copy | Add):
+                for doc in step.heredocs:
+                    lines.extend(f"         | {line}" for line in doc.content.splitlines())
+                    lines.append(f"         | {doc.name}")
     if plan.skipped:
         lines.append(f"stages skipped ({len(plan.skipped)}):")
         lines.extend(f"  {s.stage.label}: {s.reason}" for s in plan.skipped)

@@ -561,6 +561,8 @@ def _mount(spec: str, location: Location) -> Mount:
         except ValueError:
             raise _fail(f"invalid {key} {value!r} in --mount", location) from None
 
+    if mount_type in ("secret", "ssh") and text("from") is not None:
+        raise _fail(f"a {mount_type} mount cannot have from=", location)
     target = text("target") or ""
     mount_id = text("id")
     source = text("source")
@@ -668,8 +670,16 @@ def _exec_or_shell(rest: str) -> tuple[tuple[str, ...], bool]:
     return tuple(words), False
 
 
-def _check_chmod(value: str | None, location: Location) -> None:
-    if value is not None and "$" not in value and not _CHMOD.match(value):
+def check_copy_flags(instr: Copy | Add) -> None:
+    """Validates --chmod/--checksum once ARG expansion has produced their final text."""
+    _check_chmod(instr.chmod, instr.location, expanded=True)
+    checksum = instr.checksum if isinstance(instr, Add) else None
+    if checksum is not None and not _CHECKSUM.match(checksum):
+        raise _fail(f"invalid --checksum={checksum}: expected ALGORITHM:HEX", instr.location)
+
+
+def _check_chmod(value: str | None, location: Location, *, expanded: bool = False) -> None:
+    if value is not None and (expanded or "$" not in value) and not _CHMOD.match(value):
         raise _fail(f"invalid --chmod={value}: expected an octal mode such as 755", location)
 
 

@@ -12,7 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["ExpansionError", "expand_text", "split_raw_words", "split_words"]
+__all__ = [
+    "ExpansionError",
+    "expand_text",
+    "split_quoted_words",
+    "split_raw_words",
+    "split_words",
+]
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 
@@ -358,6 +364,15 @@ def expand_text(
 def split_words(word: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
     """Expands and splits on unquoted whitespace, as BuildKit's ProcessWords does."""
     _, words = _Lexer(word, env, escape).process()
+    return words
+
+
+def split_quoted_words(text: str) -> list[str]:
+    """Words of a command line with quotes and escapes kept, no variables expanded.
+
+    This is how BuildKit looks for heredoc openers (``<<EOF``) on a line.
+    """
+    _, words = _Lexer(text, {}, "\\", raw_quotes=True, raw_escapes=True).process()
     return words
 
 

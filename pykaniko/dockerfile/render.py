@@ -109,10 +109,7 @@ def format_instruction(instr: Instruction) -> str:
             flags.append(f"--network={instr.network}")
         if instr.security is not None:
             flags.append(f"--security={instr.security}")
-        text = " ".join(["RUN", *flags, _args(instr.args, instr.shell)])
-        for doc in instr.heredocs:
-            text += f" [heredoc {doc.name}: {len(doc.content.splitlines())} lines]"
-        return text
+        return " ".join(["RUN", *flags, _args(instr.args, instr.shell)])
     if isinstance(instr, Copy | Add):
         return _copy_like(instr)
     if isinstance(instr, Cmd):

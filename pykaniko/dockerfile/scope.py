@@ -27,6 +27,7 @@ from pykaniko.dockerfile.instructions import (
     User,
     Volume,
     Workdir,
+    check_copy_flags,
 )
 from pykaniko.dockerfile.lexer import ExpansionError, expand_text, split_words
 from pykaniko.dockerfile.stages import Dockerfile, Stage
@@ -245,7 +246,7 @@ class StageScope:
             dest = word(instr.dest)
             exclude = tuple(word(e) for e in instr.exclude)
             if isinstance(instr, Copy):
-                return replace(
+                copy = replace(
                     instr,
                     sources=sources,
                     dest=dest,
@@ -255,7 +256,9 @@ class StageScope:
                     exclude=exclude,
                     heredocs=heredocs,
                 )
-            return replace(
+                check_copy_flags(copy)
+                return copy
+            add = replace(
                 instr,
                 sources=sources,
                 dest=dest,
@@ -265,12 +268,14 @@ class StageScope:
                 heredocs=heredocs,
                 checksum=opt(instr.checksum),
             )
+            check_copy_flags(add)
+            return add
         if isinstance(instr, Env):
             return replace(instr, pairs=tuple((word(k), word(v)) for k, v in instr.pairs))
         if isinstance(instr, Label):
             return replace(instr, pairs=tuple((word(k), word(v)) for k, v in instr.pairs))
         if isinstance(instr, Arg):
-            return replace(instr, pairs=tuple((k, opt(v)) for k, v in instr.pairs))
+            return self._expand_arg(instr, env)
         if isinstance(instr, Expose):
             ports: list[str] = []
             for port in instr.ports:
@@ -290,6 +295,30 @@ class StageScope:
         if isinstance(instr, Run) and instr.mounts:
             return replace(instr, mounts=tuple(self._mount(m, env, loc) for m in instr.mounts))
         return instr
+
+    def _expand_arg(self, instr: Arg, env: dict[str, str]) -> Arg:
+        """ARG defaults, left to right: a default sees the ARGs before it on the line.
+
+        A default that a build arg overrides is never needed, so its errors are ignored.
+        """
+        build = dict(self.build_args)
+        env_names = {k for k, _ in self.env}
+        pairs: list[tuple[str, str | None]] = []
+        for key, default in instr.pairs:
+            value = default
+            if default is not None:
+                try:
+                    value = expand_text(default, env, self.escape)
+                except ExpansionError as exc:
+                    if key not in build:
+                        raise DockerfileError(str(exc), location=instr.location) from None
+            pairs.append((key, value))
+            resolved = build.get(key, value)
+            if resolved is None:
+                resolved = dict(self.global_args).get(key)
+            if resolved is not None and key not in env_names:
+                env[key] = resolved
+        return replace(instr, pairs=tuple(pairs))
 
     def _word(self, text: str, env: Mapping[str, str], loc: Location) -> str:
         return expand_word(text, env, self.escape, location=loc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pykaniko.dockerfile.lexer import ExpansionError, _Lexer
+from pykaniko.dockerfile.lexer import ExpansionError, split_quoted_words, split_words
 from pykaniko.errors import DockerfileError, Location
 
 __all__ = ["Heredoc", "ParsedText", "RawNode", "parse_heredoc_word", "parse_text"]
@@ -66,7 +66,7 @@ def parse_heredoc_word(word: str) -> tuple[str, bool, bool] | None:
     if not rest:
         return None
     try:
-        _, words = _Lexer(rest, {}, "\\").process()
+        words = split_words(rest, {})
     except ExpansionError:
         return None
     if len(words) != 1 or not words[0]:
@@ -79,7 +79,7 @@ def parse_heredoc_word(word: str) -> tuple[str, bool, bool] | None:
 def heredoc_words(text: str) -> list[tuple[str, bool, bool]]:
     """The heredoc openers in a command line, in order."""
     try:
-        _, words = _Lexer(text, {}, "\\", raw_quotes=True, raw_escapes=True).process()
+        words = split_quoted_words(text)
     except ExpansionError:
         return []
     found = []

@@ -27,18 +27,25 @@ from pykaniko.dockerfile import (
     render_plan,
 )
 from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError
-from pykaniko.executor.events import BuildFinished, EventSink, ImagePushed, Notice, StageSkipped, StageStarted
+from pykaniko.executor.events import (
+    BuildFinished,
+    EventSink,
+    ImagePushed,
+    Notice,
+    StageSkipped,
+    StageStarted,
+)
 from pykaniko.executor.options import BuildOptions
 from pykaniko.executor.sandbox import Sandbox
 from pykaniko.executor.stage import StageContext, StageOutput, build_stage
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
+from pykaniko.image.layerfile import open_uncompressed
 from pykaniko.image.manifest import Descriptor, Manifest
 from pykaniko.image.platform import Platform, host_platform
 from pykaniko.image.reference import Reference, parse_reference
 from pykaniko.registry import PulledImage, RegistryClient
 from pykaniko.snapshot import SnapshotMode, Snapshotter, build_ignore_list
-from pykaniko.image.layerfile import open_uncompressed
 
 __all__ = ["BuildResult", "build", "load_plan"]
 
@@ -215,7 +222,9 @@ class _Build:
             image_env = (
                 base_out.config.config.env
                 if base_out is not None
-                else pulled.config.config.env if pulled is not None else ()
+                else pulled.config.config.env
+                if pulled is not None
+                else ()
             )
             scope = StageScope.start(
                 stage=stage,
@@ -263,7 +272,9 @@ def _ensure_rootfs(ctx: StageContext, out: StageOutput) -> None:
     _StageRun(ctx, out.index, out).ensure_fs()
 
 
-def assemble(out: StageOutput, options: BuildOptions, created: str, store_put: Callable[[bytes], str]) -> tuple[Manifest, bytes]:
+def assemble(
+    out: StageOutput, options: BuildOptions, created: str, store_put: Callable[[bytes], str]
+) -> tuple[Manifest, bytes]:
     config = replace(out.config, created=created)
     config_raw = config.to_json()
     digest = store_put(config_raw)
@@ -302,7 +313,16 @@ def build(
         created = _created(options)[0]
         manifest, config_raw = assemble(final, options, created, workspace.store.put_bytes)
         digest = manifest.digest
-        _deliver(options, manifest, config_raw, refs, final, registry, workspace, events)
+        _deliver(
+            options=options,
+            manifest=manifest,
+            config_raw=config_raw,
+            refs=refs,
+            final=final,
+            registry=registry,
+            workspace=workspace,
+            events=events,
+        )
     except PykanikoError:
         raise
     except OSError as exc:
@@ -312,12 +332,11 @@ def build(
             workspace.cleanup()
     seconds = time.monotonic() - started
     events(BuildFinished(digest, seconds))
-    return BuildResult(
-        digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds
-    )
+    return BuildResult(digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds)
 
 
 def _deliver(
+    *,
     options: BuildOptions,
     manifest: Manifest,
     config_raw: bytes,
@@ -333,9 +352,7 @@ def _deliver(
     if o.digest_file:
         o.digest_file.write_text(digest)
     if o.image_name_with_digest_file:
-        o.image_name_with_digest_file.write_text(
-            "".join(f"{r.name}@{digest}\n" for r in refs)
-        )
+        o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
     if o.image_name_tag_with_digest_file:
         o.image_name_tag_with_digest_file.write_text(
             "".join(f"{r.name}:{r.tag or 'latest'}@{digest}\n" for r in refs)
@@ -351,7 +368,9 @@ def _deliver(
     if o.oci_layout_path:
         from pykaniko.image.layout import write_oci_layout
 
-        write_oci_layout(o.oci_layout_path, manifest, workspace.store, ref_name=refs[0].tag if refs else None)
+        write_oci_layout(
+            o.oci_layout_path, manifest, workspace.store, ref_name=refs[0].tag if refs else None
+        )
     if o.tar_path:
         from pykaniko.image.tarball import write_docker_archive
 

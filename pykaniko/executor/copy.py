@@ -64,10 +64,11 @@ def _glob(tree: SourceTree, pattern: str) -> list[str]:
     for part in parts:
         nxt: list[str] = []
         for base in found:
-            host = tree.root / base if base else tree.root
+            host = _tree_path(tree, base)
             if not _has_magic(part):
                 rel = f"{base}/{part}" if base else part
-                if (tree.root / rel).exists() or (tree.root / rel).is_symlink():
+                candidate = _tree_path(tree, rel, follow_final=False)
+                if candidate.exists() or candidate.is_symlink():
                     nxt.append(rel)
                 continue
             if not host.is_dir():
@@ -80,19 +81,35 @@ def _glob(tree: SourceTree, pattern: str) -> list[str]:
     return [f for f in found if tree.visible(f)]
 
 
+def _tree_path(tree: SourceTree, rel: str, *, follow_final: bool = True) -> Path:
+    """Host path of ``rel`` in a source tree; an image rootfs resolves its symlinks
+    inside itself (``/bin -> /usr/bin`` must not be looked up on the host)."""
+    if tree.is_rootfs:
+        return resolve_in_root(tree.root, "/" + rel, follow_final=follow_final)
+    return tree.root / rel if rel else tree.root
+
+
 def _src_host(tree: SourceTree, rel: str) -> Path:
     if tree.is_rootfs:
-        return resolve_in_root(tree.root, "/" + rel)
+        host = resolve_in_root(tree.root, "/" + rel)
+        if not host.exists():
+            raise BuildError(f"{rel}: symbolic link target not found in the source image")
+        return host
     host = tree.root / rel if rel else tree.root
     real = host.resolve()
     root = tree.root.resolve()
     if real != root and root not in real.parents:
         raise BuildError(f"forbidden path outside the build context: {rel}")
+    if not real.exists():
+        raise BuildError(f"{rel}: symbolic link target not found in the build context")
     return real if host.is_symlink() else host
 
 
-def _apply_meta(path: Path, st: os.stat_result, req: CopyRequest) -> None:
-    os.lchown(path, req.uid, req.gid)
+def _apply_meta(path: Path, st: os.stat_result, req: CopyRequest, keep_owner: bool) -> None:
+    if keep_owner:  # COPY --from without --chown keeps the owner, as BuildKit does
+        os.lchown(path, st.st_uid, st.st_gid)
+    else:
+        os.lchown(path, req.uid, req.gid)
     if not stat.S_ISLNK(st.st_mode):
         mode = stat.S_IMODE(st.st_mode) if req.chmod is None else req.chmod
         os.chmod(path, mode)
@@ -106,13 +123,15 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _copy_entry(src: Path, st: os.stat_result, dst: Path, req: CopyRequest) -> None:
+def _copy_entry(
+    src: Path, st: os.stat_result, dst: Path, req: CopyRequest, keep_owner: bool
+) -> None:
     if stat.S_ISDIR(st.st_mode):
         if dst.is_symlink() or (dst.exists() and not dst.is_dir()):
             _remove(dst)
         if not dst.exists():
             dst.mkdir()
-        _apply_meta(dst, st, req)
+        _apply_meta(dst, st, req, keep_owner)
         return
     if dst.exists() or dst.is_symlink():
         _remove(dst)
@@ -126,7 +145,7 @@ def _copy_entry(src: Path, st: os.stat_result, dst: Path, req: CopyRequest) -> N
         os.mknod(dst, st.st_mode, st.st_rdev)
     else:  # sockets are not copied, as Docker does not
         return
-    _apply_meta(dst, st, req)
+    _apply_meta(dst, st, req, keep_owner)
 
 
 def _walk(src: Path, rel: str, tree: SourceTree) -> list[tuple[Path, str, os.stat_result]]:
@@ -171,11 +190,16 @@ def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
         or len(matches) > 1
         or resolve_in_root(rootfs, dest).is_dir()
     )
-    if len(matches) > 1 and not req.dest.endswith("/") and not resolve_in_root(rootfs, dest).is_dir():
+    if (
+        len(matches) > 1
+        and not req.dest.endswith("/")
+        and not resolve_in_root(rootfs, dest).is_dir()
+    ):
         raise BuildError(
             f"{req.what} with more than one source file: the destination must be a "
             f"directory and end with a /"
         )
+    keep_owner = tree.is_rootfs and not req.chown
     touched: list[str] = []
     for rel in matches:
         src = _src_host(tree, rel)
@@ -186,11 +210,11 @@ def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
             if not (target_dir.exists()):
                 raise BuildError(f"{req.what}: cannot create {dest}")
             if dest in touched:
-                _apply_meta(target_dir, st, req)
+                _apply_meta(target_dir, st, req, keep_owner)
             for child, child_rel, child_st in _walk(src, rel, tree):
                 sub = child_rel[len(rel) :].lstrip("/") if rel else child_rel
                 host = resolve_in_root(rootfs, f"{dest}/{sub}", follow_final=False)
-                _copy_entry(child, child_st, host, req)
+                _copy_entry(child, child_st, host, req, keep_owner)
                 touched.append(clean_abs(sub, dest))
             touched.append(dest)
             continue
@@ -199,9 +223,23 @@ def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
         parent = target.rsplit("/", 1)[0] or "/"
         touched += makedirs_in_root(rootfs, parent, uid=req.uid, gid=req.gid)
         host = resolve_in_root(rootfs, target, follow_final=False)
-        _copy_entry(src, st, host, req)
+        _copy_entry(src, st, host, req, keep_owner)
         touched.append(target)
-    return touched
+    return _with_resolved(rootfs, touched)
+
+
+def _with_resolved(rootfs: Path, paths: list[str]) -> list[str]:
+    """``paths`` plus, for each one written through a symlinked parent, the path it
+    really is in the rootfs (as Kaniko's ResolvePaths), so a snapshot of these paths
+    sees the files (``COPY f /opt/link/`` with ``/opt/link -> /opt/real``)."""
+    out: list[str] = []
+    for path in paths:
+        out.append(path)
+        host = resolve_in_root(rootfs, path, follow_final=False)
+        real = "/" + host.relative_to(rootfs).as_posix() if host != rootfs else "/"
+        if real != path:
+            out.append(real)
+    return out
 
 
 def open_archive(path: Path) -> BinaryIO | None:
@@ -250,7 +288,7 @@ def extract_archive(stream: BinaryIO, rootfs: Path, dest: str) -> list[str]:
                 links.append((member, target))
                 continue
             if member.isdir():
-                if host.exists() and not host.is_dir() or host.is_symlink():
+                if (host.exists() and not host.is_dir()) or host.is_symlink():
                     _remove(host)
                 host.mkdir(exist_ok=True)
                 dirs.append((host, member))
@@ -282,7 +320,7 @@ def extract_archive(stream: BinaryIO, rootfs: Path, dest: str) -> list[str]:
         touched.append(target)
     for host, member in reversed(dirs):
         _member_meta(host, member)
-    return touched
+    return _with_resolved(rootfs, touched)
 
 
 def _member_meta(host: Path, member: tarfile.TarInfo) -> None:

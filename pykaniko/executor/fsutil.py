@@ -31,7 +31,7 @@ def clean_abs(path: str, cwd: str = "/") -> str:
 def resolve_in_root(root: Path, path: str, *, follow_final: bool = True) -> Path:
     """The host path for rootfs path ``path``, following symlinks as if ``root`` were
     ``/``; ``..`` and absolute link targets never climb above ``root``."""
-    parts = [p for p in PurePosixPath(clean_abs(path)).parts[1:]]
+    parts = list(PurePosixPath(clean_abs(path)).parts[1:])
     current = root
     hops = 0
     while parts:
@@ -67,6 +67,9 @@ def makedirs_in_root(
             continue
         if host.exists() or host.is_symlink():
             raise BuildError(f"cannot create directory {current}: a file is in the way")
+        if not host.parent.is_dir():  # a dangling symlink: create its target's parents
+            parent = "/" + host.parent.relative_to(root).as_posix()
+            created += makedirs_in_root(root, parent, uid=uid, gid=gid, mode=mode)
         host.mkdir()
         os.chown(host, uid, gid)
         os.chmod(host, mode)

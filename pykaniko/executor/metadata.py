@@ -58,8 +58,9 @@ MetadataInstruction = (
 
 _SIGNALS = {
     "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
-    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
-    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CLD", "CONT", "STOP", "TSTP", "TTIN",
+    "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
+    "UNUSED", "RTMIN", "RTMAX",
 }  # fmt: skip
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
 
@@ -88,7 +89,11 @@ def _command(args: Sequence[str], shell: bool, cfg: ContainerConfig) -> tuple[st
 
 def _check_signal(sig: str) -> str:
     name = sig.upper().removeprefix("SIG")
-    if sig.isdigit() or name in _SIGNALS or re.fullmatch(r"RTMIN\+\d+|RTMAX-\d+", name):
+    # moby's signal.ParseSignal: a non-zero number, or a name from its Linux map
+    if (sig.isdigit() and int(sig) != 0) or name in _SIGNALS:
+        return sig
+    m = re.fullmatch(r"RTMIN\+(\d+)|RTMAX-(\d+)", name)
+    if m and 1 <= int(m.group(1) or m.group(2)) <= 15:
         return sig
     raise BuildError(f"STOPSIGNAL: invalid signal {sig!r}")
 
@@ -165,17 +170,19 @@ def created_by_metadata(instr: MetadataInstruction, config: ContainerConfig) -> 
         case Label(pairs=pairs):
             return "LABEL " + " ".join(f"{k}={v}" for k, v in pairs)
         case Expose(ports=ports):
-            return "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in expose_ports(ports)) + "]"
+            # Go prints the port map with its keys sorted
+            ports_text = " ".join(f"{p}:{{}}" for p in sorted(set(expose_ports(ports))))
+            return f"EXPOSE map[{ports_text}]"
         case Volume(paths=paths):
-            return "VOLUME " + json.dumps(list(paths))
+            return "VOLUME [" + " ".join(paths) + "]"
         case User(user=user):
             return f"USER {user}"
         case Cmd():
-            return "CMD " + json.dumps(list(config.cmd or ()))
+            return "CMD " + _go_quoted(config.cmd or ())
         case Entrypoint():
-            return "ENTRYPOINT " + json.dumps(list(config.entrypoint or ()))
+            return "ENTRYPOINT " + _go_quoted(config.entrypoint or ())
         case Shell(args=args):
-            return "SHELL " + json.dumps(list(args))
+            return "SHELL [" + " ".join(args) + "]"
         case StopSignal(signal=sig):
             return f"STOPSIGNAL {sig}"
         case Healthcheck():
@@ -187,9 +194,15 @@ def created_by_metadata(instr: MetadataInstruction, config: ContainerConfig) -> 
             return f"MAINTAINER {name}"
 
 
+def _go_quoted(items: Sequence[str]) -> str:
+    """Go's ``fmt.Sprintf("%q", []string{...})``: ``["a" "b c"]``."""
+    return "[" + " ".join(json.dumps(item, ensure_ascii=False) for item in items) + "]"
+
+
 def run_created_by(argv: Sequence[str], args: Mapping[str, str]) -> str:
-    """``RUN |N K=V ... <argv> # buildkit`` as Docker records a RUN step."""
+    """``RUN |N K=V ... <argv> # buildkit`` as Docker records a RUN step; the build
+    args in the order they were declared, as BuildKit lists them."""
     prefix = ""
     if args:
-        prefix = f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in sorted(args.items())) + " "
+        prefix = f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in args.items()) + " "
     return f"RUN {prefix}{' '.join(argv)} # buildkit"

@@ -22,14 +22,14 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Final, Protocol
+from typing import IO, Final, Protocol
 
 from pykaniko.errors import SandboxError
 from pykaniko.executor.fsutil import resolve_in_root
@@ -85,44 +85,57 @@ class ChrootSandbox:
         root = Path(spec.rootfs)
         created = _prepare_mount_points(root, spec)
         saved = _save_host_files(root)
+        try:
+            return self._spawn(spec, root, output)
+        finally:
+            _restore_host_files(saved)
+            _remove_created(created)
+
+    def _spawn(self, spec: RunSpec, root: Path, output: Callable[[bytes], None] | None) -> int:
+        """Start the helper in its own process group, feed it the spec, stream its output,
+        and once the command exits kill whatever it left behind in the group."""
         read_fd, write_fd = os.pipe()
         try:
-            try:
-                proc = subprocess.Popen(
-                    [self.python, "-I", "-S", str(_CHILD), str(read_fd)],
-                    pass_fds=(read_fd,),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    process_group=0,
-                    env={"PATH": os.defpath},
-                    close_fds=True,
-                )
-            except OSError as exc:
-                raise SandboxError(f"cannot start the sandbox helper: {exc}") from exc
+            proc = subprocess.Popen(
+                [self.python, "-I", "-S", str(_CHILD), str(read_fd)],
+                pass_fds=(read_fd,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+                env={"PATH": os.defpath},
+                close_fds=True,
+            )
+        except OSError as exc:
+            os.close(write_fd)
+            raise SandboxError(f"cannot start the sandbox helper: {exc}") from exc
+        finally:
             os.close(read_fd)
-            read_fd = -1
+        assert proc.stdout is not None
+        reader = threading.Thread(
+            target=self._pump, args=(proc.stdout, output), name="run-output", daemon=True
+        )
+        reader.start()
+        try:
             with os.fdopen(write_fd, "wb") as pipe:
-                write_fd = -1
                 pipe.write(json.dumps(_wire(spec, root)).encode())
-            assert proc.stdout is not None
-            for line in iter(proc.stdout.readline, b""):
-                if line.startswith(WARNING_PREFIX):
-                    self._warn(line.split(b":", 1)[1].decode(errors="replace").strip())
-                    continue
-                if output is not None:
-                    output(line)
             status = proc.wait()
         finally:
-            if read_fd >= 0:
-                os.close(read_fd)
-            if write_fd >= 0:
-                os.close(write_fd)
-            with contextlib.suppress(ProcessLookupError, PermissionError, NameError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            _restore_host_files(root, saved)
-            _remove_created(created)
+            proc.wait()
+            # a daemon that left the group may still hold the pipe: do not wait for it
+            reader.join(timeout=2)
+            proc.stdout.close()
         return status if status >= 0 else 128 - status
+
+    def _pump(self, stream: IO[bytes], output: Callable[[bytes], None] | None) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            for line in iter(stream.readline, b""):
+                if line.startswith(WARNING_PREFIX):
+                    self._warn(line[len(WARNING_PREFIX) :].decode(errors="replace").strip())
+                elif output is not None:
+                    output(line)
 
     def _warn(self, message: str) -> None:
         if message not in self._warned:
@@ -130,9 +143,26 @@ class ChrootSandbox:
             log.warning("%s", message)
 
 
-def _prepare_mount_points(root: Path, spec: RunSpec) -> list[Path]:
-    """Create missing mount points; returns what we made so it can be removed after."""
-    created: list[Path] = []
+@dataclass(frozen=True, slots=True)
+class _Created:
+    """A mount point we had to make, and the times its parent had before."""
+
+    path: Path
+    parent_times: tuple[int, int]
+
+
+def _prepare_mount_points(root: Path, spec: RunSpec) -> list[_Created]:
+    """Create missing mount points (removed again after the RUN, parent times restored,
+    so they never reach a layer)."""
+    created: list[_Created] = []
+
+    def make(path: Path, *, directory: bool) -> None:
+        st = path.parent.stat()
+        if directory:
+            path.mkdir()
+        else:
+            path.touch()
+        created.append(_Created(path, (st.st_atime_ns, st.st_mtime_ns)))
 
     def ensure(path: Path, *, directory: bool) -> None:
         missing: list[Path] = []
@@ -141,15 +171,9 @@ def _prepare_mount_points(root: Path, spec: RunSpec) -> list[Path]:
             missing.append(parent)
             parent = parent.parent
         for p in reversed(missing):
-            p.mkdir()
-            created.append(p)
-        if path.exists() or path.is_symlink():
-            return
-        if directory:
-            path.mkdir()
-        else:
-            path.touch()
-        created.append(path)
+            make(p, directory=True)
+        if not (path.exists() or path.is_symlink()):
+            make(path, directory=directory)
 
     for name in ("proc", "sys", "dev"):
         ensure(root / name, directory=True)
@@ -168,37 +192,52 @@ def _wire(spec: RunSpec, root: Path) -> dict[str, object]:
     return data
 
 
-def _save_host_files(root: Path) -> list[tuple[Path, Path | None]]:
-    """Remember the rootfs's own name-resolution files: a RUN sees the host's, and
-    whatever it writes to them is undone afterwards (they are mounts under Docker)."""
-    saved: list[tuple[Path, Path | None]] = []
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    """A name-resolution file as it was before a RUN, and its directory's times."""
+
+    path: Path
+    content: bytes | None
+    stat: os.stat_result | None
+    parent_times: tuple[int, int]
+
+
+def _save_host_files(root: Path) -> list[_Saved]:
+    """A RUN sees the host's resolv.conf/hosts/hostname (mounted over, or copied in);
+    whatever happens to them is undone afterwards, directory times included, so they
+    never show up in a layer (they are mounts under Docker too)."""
+    saved: list[_Saved] = []
     for name in HOST_FILES:
         target = root / name.lstrip("/")
         if target.is_symlink() or not target.parent.is_dir():
             continue
-        if target.exists():
-            backup = target.with_name(f".{target.name}.pykaniko-saved")
-            shutil.copy2(target, backup, follow_symlinks=False)
-            saved.append((target, backup))
-        else:
-            saved.append((target, None))
+        parent = target.parent.stat()
+        times = (parent.st_atime_ns, parent.st_mtime_ns)
+        if target.is_file():
+            saved.append(_Saved(target, target.read_bytes(), target.stat(), times))
+        elif not target.exists():
+            saved.append(_Saved(target, None, None, times))
     return saved
 
 
-def _restore_host_files(root: Path, saved: list[tuple[Path, Path | None]]) -> None:
-    del root
-    for target, backup in saved:
+def _restore_host_files(saved: list[_Saved]) -> None:
+    for item in saved:
         with contextlib.suppress(OSError):
-            if backup is None:
-                target.unlink(missing_ok=True)
-            else:
-                os.replace(backup, target)
+            if item.content is None:
+                item.path.unlink(missing_ok=True)
+            elif item.stat is not None and item.path.read_bytes() != item.content:
+                item.path.write_bytes(item.content)
+                os.chown(item.path, item.stat.st_uid, item.stat.st_gid)
+                os.chmod(item.path, item.stat.st_mode & 0o7777)
+                os.utime(item.path, ns=(item.stat.st_atime_ns, item.stat.st_mtime_ns))
+            os.utime(item.path.parent, ns=item.parent_times)
 
 
-def _remove_created(created: list[Path]) -> None:
-    for path in reversed(created):
+def _remove_created(created: list[_Created]) -> None:
+    for item in reversed(created):
         with contextlib.suppress(OSError):
-            if path.is_dir() and not path.is_symlink():
-                path.rmdir()
-            elif path.is_file() and path.stat().st_size == 0:
-                path.unlink()
+            if item.path.is_dir() and not item.path.is_symlink():
+                item.path.rmdir()
+            elif item.path.is_file() and item.path.stat().st_size == 0:
+                item.path.unlink()
+            os.utime(item.path.parent, ns=item.parent_times)

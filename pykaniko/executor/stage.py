@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, assert_never
@@ -36,7 +36,6 @@ from pykaniko.dockerfile import (
     Mount,
     Onbuild,
     Run,
-    parse_instruction,
     Shell,
     StageBase,
     StageScope,
@@ -44,6 +43,7 @@ from pykaniko.dockerfile import (
     User,
     Volume,
     Workdir,
+    parse_instruction,
 )
 from pykaniko.errors import BuildError, Location, RunError
 from pykaniko.executor.copy import (
@@ -53,7 +53,7 @@ from pykaniko.executor.copy import (
     extract_archive,
     open_archive,
 )
-from pykaniko.executor.events import EventSink, LayerCreated, Notice, StepOutput, StepStarted
+from pykaniko.executor.events import EventSink, LayerCreated, StepOutput, StepStarted
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
 from pykaniko.executor.metadata import (
     DEFAULT_SHELL,
@@ -236,9 +236,7 @@ class _StageRun:
             case Workdir(path=path):
                 cfg = self.out.config.config
                 workdir = clean_abs(path, cfg.working_dir or "/")
-                self.out.config = replace(
-                    self.out.config, config=replace(cfg, working_dir=workdir)
-                )
+                self.out.config = replace(self.out.config, config=replace(cfg, working_dir=workdir))
                 self.ensure_fs()
                 ident = self._identity()
                 touched = makedirs_in_root(self.fs_root, workdir, uid=ident.uid, gid=ident.gid)
@@ -282,8 +280,19 @@ class _StageRun:
 
     def _metadata_history(
         self,
-        instr: Env | Arg | Label | Expose | Volume | User | Cmd | Entrypoint | Shell | StopSignal
-        | Healthcheck | Onbuild | Maintainer,
+        instr: Env
+        | Arg
+        | Label
+        | Expose
+        | Volume
+        | User
+        | Cmd
+        | Entrypoint
+        | Shell
+        | StopSignal
+        | Healthcheck
+        | Onbuild
+        | Maintainer,
     ) -> None:
         if self.ctx.options.single_snapshot and self._last:
             self.add_layer(None, created_by_metadata(instr, self.out.config.config))
@@ -366,7 +375,9 @@ class _StageRun:
         script.chmod(0o755)
         return directory
 
-    def _mounts(self, mounts: Sequence[Mount], scratch: list[Path], env: list[str]) -> list[BindMount]:
+    def _mounts(
+        self, mounts: Sequence[Mount], scratch: list[Path], env: list[str]
+    ) -> list[BindMount]:
         out: list[BindMount] = []
         for m in mounts:
             match m.type:
@@ -454,8 +465,14 @@ class _StageRun:
         workdir = cfg.working_dir or "/"
         what = "COPY" if isinstance(instr, Copy) else "ADD"
         req = CopyRequest(
-            sources=(), dest=instr.dest, workdir=workdir, uid=uid, gid=gid,
-            chown=instr.chown is not None, chmod=chmod, what=what,
+            sources=(),
+            dest=instr.dest,
+            workdir=workdir,
+            uid=uid,
+            gid=gid,
+            chown=instr.chown is not None,
+            chmod=chmod,
+            what=what,
         )
         touched: list[str] = []
         try:

@@ -76,9 +76,7 @@ def resolve_chown(root: Path, chown: str) -> tuple[int, int]:
         uid = int(user)
         gid = uid
     else:
-        entry = next(
-            (f for f in _read_db(root, "passwd") if len(f) >= 4 and f[0] == user), None
-        )
+        entry = next((f for f in _read_db(root, "passwd") if len(f) >= 4 and f[0] == user), None)
         if entry is None:
             raise BuildError(f"--chown={chown}: unable to find user {user!r} in /etc/passwd")
         uid, gid = int(entry[2]), int(entry[3])

@@ -34,8 +34,7 @@ class Workspace:
         return path
 
     def scratch(self, name: str) -> Path:
-        path = Path(tempfile.mkdtemp(prefix=name + "-", dir=self.root))
-        return path
+        return Path(tempfile.mkdtemp(prefix=name + "-", dir=self.root))
 
     def remove(self, path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -210,7 +210,9 @@ class _VerifyingReader(io.RawIOBase):
         elif self._expected is not None:
             got = "sha256:" + self._hash.hexdigest()
             if got != self._expected:
-                raise ImageError(f"{self._what}: digest mismatch: expected {self._expected}, got {got}")
+                raise ImageError(
+                    f"{self._what}: digest mismatch: expected {self._expected}, got {got}"
+                )
             self._expected = None
         return int(n or 0)
 
@@ -219,18 +221,50 @@ class _VerifyingReader(io.RawIOBase):
         super().close()
 
 
+class _Owning(io.BufferedIOBase):
+    """A decompressor that also closes the stream it reads from (gzip, bzip2 and xz
+    readers given a file object leave it open, leaking the file)."""
+
+    def __init__(self, outer: BinaryIO, owned: BinaryIO) -> None:
+        self._outer = outer
+        self._owned = owned
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._outer.read(-1 if size is None else size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._outer.read(size)
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        return self._outer.readinto(buf)  # type: ignore[attr-defined,no-any-return]
+
+    def close(self) -> None:
+        try:
+            self._outer.close()
+        finally:
+            self._owned.close()
+            super().close()
+
+
 def decompressing_reader(raw: BinaryIO, kind: str) -> BinaryIO:
-    """Wrap ``raw`` (compressed as ``kind``) in a streaming decompressor."""
+    """Wrap ``raw`` (compressed as ``kind``) in a streaming decompressor; closing the
+    result closes ``raw``."""
+    outer: BinaryIO
     if kind == "gzip":
-        return cast(BinaryIO, igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
-    if kind == "zstd":
+        outer = cast(BinaryIO, igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
+    elif kind == "zstd":
         reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
         return cast(BinaryIO, io.BufferedReader(cast(io.RawIOBase, reader), CHUNK))
-    if kind == "bzip2":
-        return cast(BinaryIO, bz2.BZ2File(raw, "rb"))
-    if kind == "xz":
-        return cast(BinaryIO, lzma.LZMAFile(raw, "rb"))
-    return raw
+    elif kind == "bzip2":
+        outer = cast(BinaryIO, bz2.BZ2File(raw, "rb"))
+    elif kind == "xz":
+        outer = cast(BinaryIO, lzma.LZMAFile(raw, "rb"))  # noqa: SIM115  closed by _Owning
+    else:
+        return raw
+    return cast(BinaryIO, _Owning(outer, raw))
 
 
 def open_decompressed(path: Path | str) -> BinaryIO:

@@ -54,7 +54,11 @@ class Descriptor:
             raise ImageError(f"malformed descriptor: {exc}") from exc
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        out: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
         if self.urls:
             out["urls"] = list(self.urls)
         if self.annotations:
@@ -102,9 +106,10 @@ class Manifest:
     def parse(cls, raw: bytes, media_type: str = "") -> Manifest:
         data = _load(raw, "manifest")
         kind = str(data.get("mediaType") or media_type or mt.OCI_MANIFEST)
-        if kind in (mt.DOCKER_MANIFEST_V1, mt.DOCKER_MANIFEST_V1_SIGNED) or data.get(
-            "schemaVersion"
-        ) == 1:
+        if (
+            kind in (mt.DOCKER_MANIFEST_V1, mt.DOCKER_MANIFEST_V1_SIGNED)
+            or data.get("schemaVersion") == 1
+        ):
             raise ImageError(
                 "schema 1 manifests are not supported",
                 hint="re-push the image with a current Docker, skopeo or crane",
@@ -183,11 +188,28 @@ class Index:
         return cls(raw=dump_json(body), media_type=media_type, manifests=manifests)
 
     def select(self, platform: Platform) -> Descriptor | None:
-        """The first image manifest for ``platform`` (attestation entries skipped)."""
-        for desc in self.manifests:
-            p = desc.platform
-            if p is None or desc.annotations.get("vnd.docker.reference.type"):
-                continue
-            if platform.matches(p.os, p.architecture, p.variant):
+        """The image manifest for ``platform`` (attestation entries skipped): an entry
+        with the same variant first (``linux/amd64`` must not pick ``amd64/v3`` when a
+        plain one is listed; ``arm`` means ``arm/v7`` as containerd says), else the
+        first entry whose variant is compatible."""
+        candidates = [
+            d
+            for d in self.manifests
+            if d.platform is not None
+            and not d.annotations.get("vnd.docker.reference.type")
+            and platform.matches(d.platform.os, d.platform.architecture, d.platform.variant)
+        ]
+        want = _norm_variant(platform.architecture, platform.variant)
+        for desc in candidates:
+            assert desc.platform is not None
+            if _norm_variant(platform.architecture, desc.platform.variant) == want:
                 return desc
-        return None
+        return candidates[0] if candidates else None
+
+
+def _norm_variant(arch: str, variant: str) -> str:
+    if arch == "arm":
+        return variant or "v7"
+    if (arch, variant) in (("arm64", "v8"), ("amd64", "v1")):
+        return ""
+    return variant

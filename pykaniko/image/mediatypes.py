@@ -41,9 +41,7 @@ DOCKER_CONFIG: Final = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP: Final = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN_LAYER: Final = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
-MANIFEST_ACCEPT: Final = ", ".join(
-    [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST]
-)
+MANIFEST_ACCEPT: Final = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST])
 
 Compression = str  # "gzip" | "zstd" | "none"
 
@@ -62,7 +60,7 @@ def is_docker(media_type: str) -> bool:
 
 def layer_compression(media_type: str) -> str:
     """``gzip``, ``zstd`` or ``none`` for a layer media type."""
-    if media_type.endswith("+zstd") or media_type.endswith(".zstd"):
+    if media_type.endswith(("+zstd", ".zstd")):
         return "zstd"
     if media_type.endswith("gzip"):
         return "gzip"

@@ -8,12 +8,15 @@ chunks and are verified before they get their name in the store.
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, TypeVar, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
+import urllib3.exceptions
 
 from pykaniko.errors import ImageError, RegistryError
 from pykaniko.image import mediatypes as mt
@@ -21,13 +24,17 @@ from pykaniko.image.blobstore import BlobStore
 from pykaniko.image.digest import CHUNK, sha256_bytes
 from pykaniko.image.reference import Reference
 from pykaniko.registry.challenge import repository_scope
-from pykaniko.registry.transport import Mode, Transport
+from pykaniko.registry.transport import Body, Mode, Transport
 
 __all__ = ["FetchedManifest", "RegistryAPI"]
 
 _SCHEMA1 = (mt.DOCKER_MANIFEST_V1, mt.DOCKER_MANIFEST_V1_SIGNED)
 _ACCEPT = ", ".join([mt.MANIFEST_ACCEPT, *_SCHEMA1])
 _MAX_MANIFEST = 8 << 20
+_BROKEN_BODY = "registry-broken-body"
+_DIGEST_MISMATCH = "registry-digest-mismatch"
+_BODY_ERRORS = frozenset({_BROKEN_BODY, _DIGEST_MISMATCH})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +66,26 @@ class RegistryAPI:
 
     # -- manifests -------------------------------------------------------------------
 
+    def _body_retries(self, action: Callable[[], T]) -> T:
+        """Run ``action`` again when a body arrived broken or with the wrong digest;
+        request-level failures were already retried by the transport."""
+        attempts = 1 + self.transport.options.transport_retries
+        for attempt in range(attempts):
+            try:
+                return action()
+            except RegistryError as exc:
+                if exc.code not in _BODY_ERRORS or attempt + 1 >= attempts:
+                    raise
+                self.transport.notify(f"{exc.message}; retrying")
+                time.sleep(self.transport.options.transport_backoff * (2**attempt))
+        raise AssertionError("unreachable")
+
     def get_manifest(self, ref: Reference, *, mode: Mode = "pull") -> FetchedManifest:
-        """GET a manifest or index by tag or digest; a pinned digest is verified."""
+        """GET a manifest or index by tag or digest. The bytes are checked against the
+        pinned digest, else against ``Docker-Content-Digest`` when the registry sends it."""
+        return self._body_retries(lambda: self._get_manifest_once(ref, mode))
+
+    def _get_manifest_once(self, ref: Reference, mode: Mode) -> FetchedManifest:
         resp = self.transport.request(
             "GET",
             ref.registry,
@@ -73,17 +98,28 @@ class RegistryAPI:
             stream=True,
         )
         with resp:
-            raw = resp.raw.read(_MAX_MANIFEST + 1, decode_content=True)
+            try:
+                raw = resp.raw.read(_MAX_MANIFEST + 1, decode_content=True)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise RegistryError(
+                    f"pull manifest {ref}: the connection broke while reading it",
+                    registry=ref.registry,
+                    repository=ref.repository,
+                    temporary=True,
+                    code=_BROKEN_BODY,
+                ) from exc
         if len(raw) > _MAX_MANIFEST:
             raise ImageError(f"manifest of {ref} is larger than {_MAX_MANIFEST} bytes")
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         digest = sha256_bytes(raw)
-        if ref.digest and ref.digest.startswith("sha256:") and digest != ref.digest:
+        expected = ref.digest or resp.headers.get("Docker-Content-Digest", "")
+        if expected.startswith("sha256:") and digest != expected:
             raise RegistryError(
-                f"pull manifest {ref}: the registry sent bytes with digest {digest}",
+                f"pull manifest {ref}: got bytes with digest {digest}, expected {expected}",
                 registry=ref.registry,
                 repository=ref.repository,
                 temporary=True,
+                code=_DIGEST_MISMATCH,
             )
         if media_type in _SCHEMA1:
             raise ImageError(
@@ -163,7 +199,15 @@ class RegistryAPI:
         *,
         size: int | None = None,
     ) -> Path:
-        """Stream a blob into ``store``, verifying digest and size before it is named."""
+        """Stream a blob into ``store``, verifying digest and size before it is named;
+        a broken or wrong body is fetched again (``transport_retries`` times)."""
+        return self._body_retries(
+            lambda: self._fetch_blob_once(registry, repository, digest, store, size)
+        )
+
+    def _fetch_blob_once(
+        self, registry: str, repository: str, digest: str, store: BlobStore, size: int | None
+    ) -> Path:
         if store.has(digest):
             return store.path(digest)
         tmp = store.temp_path(".part")
@@ -176,6 +220,7 @@ class RegistryAPI:
                 scopes=_pull_scopes(repository),
                 mode="pull",
                 what=f"pull blob {digest[:19]}",
+                headers={"Accept-Encoding": "identity"},  # the digest is over raw bytes
                 stream=True,
             )
             algo = digest.split(":", 1)[0]
@@ -183,17 +228,18 @@ class RegistryAPI:
             got = 0
             with resp, open(tmp, "wb") as out:
                 try:
-                    for block in resp.iter_content(CHUNK):
+                    for block in resp.raw.stream(CHUNK, decode_content=False):
                         h.update(block)
                         out.write(block)
                         got += len(block)
-                except requests.RequestException as exc:
+                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                     raise RegistryError(
                         f"pull blob {digest[:19]} from {registry}/{repository}: "
                         f"connection broke after {got} bytes",
                         registry=registry,
                         repository=repository,
                         temporary=True,
+                        code=_BROKEN_BODY,
                     ) from exc
             actual = f"{algo}:{h.hexdigest()}"
             if actual != digest or (size is not None and got != size):
@@ -204,7 +250,7 @@ class RegistryAPI:
                     registry=registry,
                     repository=repository,
                     temporary=True,
-                    code="blob-digest-mismatch",
+                    code=_DIGEST_MISMATCH,
                 )
             return store.adopt(tmp, digest)
         finally:
@@ -280,12 +326,39 @@ class RegistryAPI:
     def upload_blob(self, registry: str, repository: str, digest: str, store: BlobStore) -> None:
         """Upload a blob from the store: POST, then one streamed PUT (or PATCHes then
         PUT when ``upload_chunk_size`` is set). The body-less POST settles auth first,
-        so a large body is not sent twice."""
+        so a large body is not sent twice.
+
+        A quick retry of a PUT whose first attempt did reach the registry finds the
+        upload session gone (404/416); the blob is then checked for and, if absent,
+        the whole upload starts again once.
+        """
+        for attempt in range(2):
+            try:
+                self._upload_once(registry, repository, digest, store)
+            except RegistryError as exc:
+                if exc.status not in (404, 416):
+                    raise
+                if self.blob_exists(registry, repository, digest, mode="push"):
+                    return
+                if attempt == 1:
+                    raise RegistryError(
+                        exc.message,
+                        registry=registry,
+                        repository=repository,
+                        status=exc.status,
+                        temporary=True,
+                    ) from exc
+            else:
+                return
+
+    def _upload_once(self, registry: str, repository: str, digest: str, store: BlobStore) -> None:
         what = f"push blob {digest[:19]}"
         path = store.path(digest)
         size = store.size(digest)
         location = self._start_upload(registry, repository, what)
         chunk = self.transport.options.upload_chunk_size
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        body: Body = lambda: open(path, "rb")  # noqa: E731, SIM115  send() closes it
         if chunk > 0 and size > chunk:
             location = self._patch_chunks(
                 registry,
@@ -296,33 +369,19 @@ class RegistryAPI:
                 chunk=chunk,
                 what=what,
             )
-            body_headers = {"Content-Length": "0"}
-            body: bytes | None = b""
-            resp = self.transport.request(
-                "PUT",
-                registry,
-                repository,
-                _with_query(location, {"digest": digest}),
-                scopes=_push_scopes(repository),
-                mode="push",
-                what=what,
-                headers=body_headers,
-                body=body,
-                expected=(201, 204),
-            )
-        else:
-            resp = self.transport.request(
-                "PUT",
-                registry,
-                repository,
-                _with_query(location, {"digest": digest}),
-                scopes=_push_scopes(repository),
-                mode="push",
-                what=what,
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-                body=lambda: open(path, "rb"),  # noqa: SIM115  send() closes it
-                expected=(201, 204),
-            )
+            headers, body = {"Content-Length": "0"}, b""
+        resp = self.transport.request(
+            "PUT",
+            registry,
+            repository,
+            _with_query(location, {"digest": digest}),
+            scopes=_push_scopes(repository),
+            mode="push",
+            what=what,
+            headers=headers,
+            body=body,
+            expected=(201, 204),
+        )
         resp.close()
 
     def _patch_chunks(

@@ -17,7 +17,7 @@ from pykaniko.registry.http import DownloadResult
 from pykaniko.registry.mirrors import split_mirror
 from pykaniko.registry.options import RegistryOptions
 from pykaniko.registry.pull import PulledImage
-from pykaniko.registry.transport import Transport
+from pykaniko.registry.transport import Notify, Transport
 
 __all__ = ["RegistryClient"]
 
@@ -26,8 +26,14 @@ class RegistryClient:
     """One client per build; thread-safe. Holds no global state."""
 
     def __init__(
-        self, options: RegistryOptions, keychain: Keychain, *, user_agent: str = "pykaniko/0.1"
+        self,
+        options: RegistryOptions,
+        keychain: Keychain,
+        *,
+        user_agent: str = "pykaniko/0.1",
+        notify: Notify | None = None,
     ) -> None:
+        """``notify`` receives one-line notices (retries, mirror fallbacks) to log."""
         self.options = options
         plain_mirrors = [
             host
@@ -39,7 +45,7 @@ class RegistryClient:
             if plain
         ]
         self.transport = Transport(
-            options, keychain, user_agent=user_agent, extra_insecure=plain_mirrors
+            options, keychain, user_agent=user_agent, extra_insecure=plain_mirrors, notify=notify
         )
         self.api = RegistryAPI(self.transport)
 
@@ -76,4 +82,15 @@ class RegistryClient:
                 self.api.check_push(ref)
 
     def download(self, url: str, dest: Path, *, checksum: str | None = None) -> DownloadResult:
+        """Fetch ``url`` to ``dest`` for ``ADD <url>`` (no registry auth is sent)."""
         return http.download(self.transport, url, dest, checksum=checksum)
+
+    def close(self) -> None:
+        """Close pooled connections; the client must not be used afterwards."""
+        self.transport.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 
 from pykaniko.errors import BuildError, RegistryError
 from pykaniko.image.digest import CHUNK
@@ -48,19 +49,20 @@ def download(
     host = parts.netloc.rsplit("@", 1)[-1]
     safe_url = f"{parts.scheme}://{host}{parts.path}"
     algo, expected = _checksum_algo(checksum) if checksum else ("sha256", "")
-    session = transport.session_for_url(host)
+    key = transport.url_key(host)
     attempts = 1 + max(transport.options.transport_retries, 0)
     tmp = dest.with_name(f".{dest.name}.part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         for attempt in range(attempts):
             resp = transport.send(
-                session,
+                key,
                 "GET",
                 url,
                 registry=host,
                 repository="",
                 what=f"download {safe_url}",
+                headers={"Accept-Encoding": "identity"},
                 stream=True,
             )
             with resp:
@@ -76,12 +78,12 @@ def download(
                 size = 0
                 try:
                     with open(tmp, "wb") as out:
-                        for block in resp.iter_content(CHUNK):
+                        for block in resp.raw.stream(CHUNK, decode_content=False):
                             h.update(block)
                             sha.update(block)
                             out.write(block)
                             size += len(block)
-                except requests.RequestException as exc:
+                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                     if attempt + 1 < attempts:
                         continue
                     raise RegistryError(

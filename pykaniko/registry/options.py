@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pykaniko.errors import ConfigError
+
 __all__ = ["RegistryOptions"]
 
 
@@ -18,6 +20,9 @@ class RegistryOptions:
     ``push_retry`` extra attempts per destination, both with exponential backoff from
     ``retry_backoff`` seconds; ``transport_retries`` is the quick retry of a single
     request on temporary errors (503, 429, reset connection, truncated body).
+    ``proxies`` holds ``http``/``https``/``no_proxy`` values (the caller reads them
+    from its environment; this package never does). ``upload_chunk_size`` > 0 uploads
+    large blobs in PATCH chunks of that size instead of one streamed PUT.
     """
 
     insecure: bool = False
@@ -41,3 +46,24 @@ class RegistryOptions:
     transport_backoff: float = 0.1
     download_threads: int = 4
     upload_chunk_size: int = 0
+    proxies: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "image_download_retry",
+            "push_retry",
+            "transport_retries",
+            "upload_chunk_size",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', '-')} must not be negative")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ConfigError("registry timeouts must be positive")
+        if self.download_threads < 1:
+            raise ConfigError("download threads must be at least 1")
+        for registry, pair in self.registry_client_certs.items():
+            if len(pair) != 2:
+                raise ConfigError(
+                    f"--registry-client-cert for {registry}: expected CERT,KEY",
+                    hint="write registry=/path/cert.pem,/path/key.pem",
+                )

@@ -3,13 +3,14 @@ its config; fetch layers concurrently, streamed and verified, into the blob stor
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from pykaniko.errors import AuthError, ImageError, NotFoundError, RegistryError
+from pykaniko.errors import AuthError, BuildError, ImageError, NotFoundError, RegistryError
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.blobstore import BlobStore
 from pykaniko.image.config import ImageConfig
@@ -17,6 +18,7 @@ from pykaniko.image.manifest import Descriptor, Index, Manifest
 from pykaniko.image.platform import Platform
 from pykaniko.image.reference import Reference
 from pykaniko.registry.api import RegistryAPI
+from pykaniko.registry.http import download
 from pykaniko.registry.mirrors import PullCandidate, pull_candidates
 from pykaniko.registry.options import RegistryOptions
 
@@ -41,13 +43,28 @@ class PulledImage:
         )
 
 
+def _is_index(raw: bytes, media_type: str) -> bool:
+    """By Content-Type, or by the body when a registry sends a generic type."""
+    if mt.is_index(media_type):
+        return True
+    if mt.is_manifest(media_type):
+        return False
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and (
+        mt.is_index(str(data.get("mediaType") or "")) or "manifests" in data
+    )
+
+
 def _resolve(
     api: RegistryAPI, ref: Reference, source: Reference, platform: Platform, store: BlobStore
 ) -> PulledImage:
     fetched = api.get_manifest(source)
     raw, media_type = fetched.raw, fetched.media_type
     digest = fetched.digest
-    if mt.is_index(media_type) or (not media_type and b'"manifests"' in raw):
+    if _is_index(raw, media_type):
         index = Index.parse(raw, media_type)
         chosen = index.select(platform)
         if chosen is None:
@@ -108,10 +125,15 @@ def pull_image(
                 break
             except RegistryError as exc:
                 if attempt < options.image_download_retry:
+                    api.transport.notify(f"{exc.message}; retrying")
                     time.sleep(options.retry_backoff * (2**attempt))
                     continue
                 failures.append((candidate, exc))
-    if len(failures) == 1:
+        if failures and failures[-1][0] is candidate and candidate is not candidates[-1]:
+            api.transport.notify(
+                f"{_describe(candidate, failures[-1][1])}; trying the next registry"
+            )
+    if len(failures) == 1 and failures[0][0].ref == ref:
         raise failures[0][1]
     errors = [e for _c, e in failures]
     kind: type[RegistryError] = RegistryError
@@ -132,6 +154,24 @@ def pull_image(
     )
 
 
+def _fetch_foreign(api: RegistryAPI, desc: Descriptor, store: BlobStore) -> Path:
+    """A foreign layer (Windows base images) the registry does not hold: try its URLs."""
+    errors: list[str] = []
+    for url in desc.urls:
+        tmp = store.temp_path(".foreign")
+        try:
+            result = download(api.transport, url, tmp, checksum=desc.digest)
+            return store.adopt(result.path, desc.digest)
+        except (RegistryError, BuildError) as exc:
+            errors.append(exc.message)
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise NotFoundError(
+        f"foreign layer {desc.digest[:19]} is not in the registry and its URLs failed: "
+        + "; ".join(errors)
+    )
+
+
 def fetch_layers(
     api: RegistryAPI,
     pulled: PulledImage,
@@ -141,7 +181,7 @@ def fetch_layers(
 ) -> list[Path]:
     """Blobs of ``layers`` in the store, fetched concurrently when missing; retried on
     temporary failures (truncated or corrupted bodies included)."""
-    attempts = 1 + max(options.image_download_retry, options.transport_retries)
+    attempts = 1 + options.image_download_retry
 
     def one(desc: Descriptor) -> Path:
         for attempt in range(attempts):
@@ -155,10 +195,15 @@ def fetch_layers(
                     store,
                     size=desc.size,
                 )
+            except NotFoundError:
+                if not desc.urls:
+                    raise
+                return _fetch_foreign(api, desc, store)
             except RegistryError as exc:
                 if not exc.temporary or attempt + 1 >= attempts:
                     raise
-                time.sleep(options.transport_backoff * (2**attempt))
+                api.transport.notify(f"{exc.message}; retrying")
+                time.sleep(options.retry_backoff * (2**attempt))
         raise AssertionError("unreachable")
 
     missing = [d for d in layers if not store.has(d.digest)]

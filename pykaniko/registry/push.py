@@ -27,19 +27,24 @@ def _ensure_blob(
     desc: Descriptor,
     store: BlobStore,
     sources: Sequence[PulledImage],
+    pushed_to: Sequence[str],
 ) -> None:
     digest = desc.digest
     if api.blob_exists(registry, repository, digest, mode="push"):
         return
     holders = [s for s in sources if s.holds(digest)]
-    for source in holders:
-        src = source.source
-        if src.registry == registry and src.repository != repository:
-            try:
-                if api.mount_blob(registry, repository, digest, src.repository):
-                    return
-            except RegistryError:
-                pass  # no pull access to the source: fall back to uploading
+    mountable = [
+        *(s.source.repository for s in holders if s.source.registry == registry),
+        *pushed_to,
+    ]
+    for source_repository in dict.fromkeys(mountable):
+        if source_repository == repository:
+            continue
+        try:
+            if api.mount_blob(registry, repository, digest, source_repository):
+                return
+        except RegistryError:
+            pass  # no pull access to the source: fall back to uploading
     if not store.has(digest):
         if not holders:
             raise ImageError(
@@ -57,6 +62,7 @@ def _push_repository(
     store: BlobStore,
     *,
     sources: Sequence[PulledImage],
+    pushed_to: Sequence[str],
     threads: int,
 ) -> None:
     registry, repository = refs[0].registry, refs[0].repository
@@ -65,7 +71,15 @@ def _push_repository(
         blobs.setdefault(desc.digest, desc)
 
     def one(desc: Descriptor) -> None:
-        _ensure_blob(api, registry, repository=repository, desc=desc, store=store, sources=sources)
+        _ensure_blob(
+            api,
+            registry,
+            repository=repository,
+            desc=desc,
+            store=store,
+            sources=sources,
+            pushed_to=pushed_to,
+        )
 
     if threads > 1 and len(blobs) > 1:
         with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -91,7 +105,8 @@ def push_image(
     """Push to every destination in order; returns the manifest digest.
 
     Each repository is attempted ``1 + push_retry`` times with exponential backoff;
-    permanent errors (denied, bad manifest) are not retried.
+    permanent errors (denied, bad manifest) are not retried. A later destination on
+    the same registry mounts blobs from an earlier one instead of uploading again.
     """
     if not refs:
         raise ImageError("no destination to push to")
@@ -103,13 +118,24 @@ def push_image(
             )
         groups.setdefault((ref.registry, ref.repository), []).append(ref)
     threads = max(1, min(options.download_threads, 4))
-    for group in groups.values():
+    done: dict[str, list[str]] = {}
+    for (registry, repository), group in groups.items():
         for attempt in range(1 + options.push_retry):
             try:
-                _push_repository(api, manifest, group, store, sources=sources, threads=threads)
+                _push_repository(
+                    api,
+                    manifest,
+                    group,
+                    store,
+                    sources=sources,
+                    pushed_to=done.get(registry, []),
+                    threads=threads,
+                )
+                done.setdefault(registry, []).append(repository)
                 break
             except RegistryError as exc:
                 if not exc.temporary or attempt >= options.push_retry:
                     raise
+                api.transport.notify(f"{exc.message}; retrying the push to {registry}/{repository}")
                 time.sleep(options.retry_backoff * (2**attempt))
     return manifest.digest

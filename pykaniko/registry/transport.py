@@ -10,12 +10,15 @@ timeout, no retry) so mirror fallback stays quick.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import ipaddress
 import json
+import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 from urllib.parse import quote, urljoin
@@ -30,9 +33,17 @@ from pykaniko.registry.auth import Credential, Keychain
 from pykaniko.registry.challenge import Challenge, TokenCache, parse_www_authenticate, scope_string
 from pykaniko.registry.options import RegistryOptions
 
-__all__ = ["Body", "Mode", "Transport", "is_temporary"]
+__all__ = ["Body", "Mode", "Notify", "Transport", "is_temporary"]
 
 Mode = Literal["pull", "push"]
+Notify = Callable[[str], None]
+"""Receives one-line notices (retries, mirror fallbacks) for the caller to log."""
+
+
+def _quiet(_message: str) -> None:
+    """The default notice sink: this package never prints."""
+
+
 Body = bytes | Callable[[], BinaryIO] | None
 _TEMPORARY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -52,10 +63,16 @@ def _is_dead_host(exc: requests.RequestException) -> bool:
     )
 
 
+def _host_name(host: str) -> str:
+    """``host[:port]`` or ``[v6]:port`` without the port."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _auto_insecure(host: str) -> bool:
     """Loopback, ``localhost``, ``*.local`` and private addresses may use plain HTTP."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
+    name = _host_name(host)
     if name == "localhost" or name.endswith(".local"):
         return True
     try:
@@ -63,6 +80,28 @@ def _auto_insecure(host: str) -> bool:
     except ValueError:
         return False
     return ip.is_loopback or ip.is_private
+
+
+def bypass_proxy(host: str, no_proxy: str) -> bool:
+    """``NO_PROXY`` matching: ``*``, exact hosts, ``host:port``, domain suffixes
+    (``example.com`` and ``.example.com`` both match ``a.example.com``), IP networks."""
+    name = _host_name(host)
+    for raw in no_proxy.replace(" ", ",").split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*" or entry == host.lower():
+            return True
+        try:
+            if ipaddress.ip_address(name) in ipaddress.ip_network(entry, strict=False):
+                return True
+            continue
+        except ValueError:
+            pass
+        domain = entry.lstrip(".")
+        if name.lower() == domain or name.lower().endswith("." + domain):
+            return True
+    return False
 
 
 class _ContextAdapter(HTTPAdapter):
@@ -136,8 +175,10 @@ class Transport:
         *,
         user_agent: str,
         extra_insecure: Sequence[str] = (),
+        notify: Notify | None = None,
     ) -> None:
         self.options = options
+        self.notify: Notify = notify or _quiet
         self._keychain = keychain
         self._user_agent = user_agent
         self._insecure = frozenset(
@@ -148,24 +189,34 @@ class Transport:
         )
         self._tokens = TokenCache()
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._free: dict[tuple[str, Mode], list[requests.Session]] = {}
         self._endpoints: dict[tuple[str, Mode], _Endpoint] = {}
         self._credentials: dict[str, Credential | None] = {}
+        self._all_sessions: list[requests.Session] = []
+
+    def close(self) -> None:
+        """Close every session any thread opened (pooled connections included)."""
+        with self._lock:
+            sessions, self._all_sessions = self._all_sessions, []
+        for session in sessions:
+            session.close()
 
     # -- sessions ------------------------------------------------------------------
 
-    def _session(self, registry: str, mode: Mode) -> requests.Session:
-        """One session per thread, registry and mode (requests sessions are not
-        guaranteed thread-safe)."""
-        sessions: dict[tuple[str, Mode], requests.Session] = self._local.__dict__.setdefault(
-            "sessions", {}
-        )
-        key = (registry, mode)
-        session = sessions.get(key)
+    @contextlib.contextmanager
+    def _lease(self, key: tuple[str, Mode]) -> Iterator[requests.Session]:
+        """Borrow a session for one request: sessions are not shared between threads
+        at the same time, and there are never more than the peak concurrency."""
+        with self._lock:
+            free = self._free.setdefault(key, [])
+            session = free.pop() if free else None
         if session is None:
-            session = self._new_session(registry, mode)
-            sessions[key] = session
-        return session
+            session = self._new_session(*key)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._free.setdefault(key, []).append(session)
 
     def _new_session(self, registry: str, mode: Mode) -> requests.Session:
         opts = self.options
@@ -187,17 +238,23 @@ class Transport:
         clients = {normalize_registry(k): v for k, v in opts.registry_client_certs.items()}
         if registry in clients:
             session.cert = clients[registry]
+        proxies = {k: v for k, v in opts.proxies.items() if k in ("http", "https") and v}
+        if proxies and not bypass_proxy(registry, opts.proxies.get("no_proxy", "")):
+            session.proxies.update(proxies)
+        with self._lock:
+            self._all_sessions.append(session)
         return session
 
-    def session_for_url(self, host: str) -> requests.Session:
-        """A session for plain downloads (``ADD <url>``), TLS settings by host."""
-        return self._session(normalize_registry(host), "pull")
+    @staticmethod
+    def url_key(host: str) -> tuple[str, Mode]:
+        """The session key for a plain download from ``host`` (TLS settings by host)."""
+        return (normalize_registry(host), "pull")
 
     # -- low-level send with quick retries -------------------------------------------
 
     def send(
         self,
-        session: requests.Session,
+        key: tuple[str, Mode],
         method: str,
         url: str,
         *,
@@ -227,21 +284,23 @@ class Transport:
             else:
                 data = body
             try:
-                resp = session.request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    data=data,
-                    params=params,
-                    stream=stream,
-                    timeout=timeout,
-                    allow_redirects=method in ("GET", "HEAD"),
-                )
+                with self._lease(key) as session:
+                    resp = session.request(
+                        method,
+                        url,
+                        headers=dict(headers or {}),
+                        data=data,
+                        params=params,
+                        stream=stream,
+                        timeout=timeout,
+                        allow_redirects=method in ("GET", "HEAD"),
+                    )
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(
-                    f"{what} failed: {where}: TLS error: {_short(exc)}",
+                    f"{what} failed: {where}: TLS error: {_tls_reason(exc)}",
                     registry=registry,
                     repository=repository,
+                    code="registry-tls",
                     hint="use --registry-certificate, --skip-tls-verify-registry or "
                     "--insecure-registry for this registry",
                 ) from exc
@@ -254,7 +313,9 @@ class Transport:
                         repository=repository,
                         temporary=True,
                         code="registry-unreachable" if dead else None,
+                        hint=f"is {registry} up and reachable from here?" if dead else None,
                     ) from exc
+                self.notify(f"{what}: {where}: {_short(exc)}; retrying")
                 self._sleep(attempt)
                 continue
             finally:
@@ -262,6 +323,7 @@ class Transport:
                     stream_body.close()
             if resp.status_code in _TEMPORARY_STATUS and attempt + 1 < attempts:
                 resp.close()
+                self.notify(f"{what}: {where}: HTTP {resp.status_code}; retrying")
                 self._sleep(attempt, resp.headers.get("Retry-After"))
                 continue
             return resp
@@ -286,7 +348,7 @@ class Transport:
             return ("https", "http")
         return ("https",)
 
-    def endpoint(self, registry: str, mode: Mode) -> _Endpoint:
+    def endpoint(self, registry: str, mode: Mode, *, what: str = "ping") -> _Endpoint:
         """Ping ``/v2/`` once per registry and mode: picks the scheme, learns the challenge."""
         key = (registry, mode)
         with self._lock:
@@ -294,22 +356,27 @@ class Transport:
         if known is not None:
             return known
         host = registry if registry != "docker.io" else "registry-1.docker.io"
-        last: RegistryError | None = None
-        session = self._session(registry, mode)
+        errors: list[RegistryError] = []
         for scheme in self._schemes(registry, mode):
             base = f"{scheme}://{host}"
             try:
                 resp = self.send(
-                    session, "GET", f"{base}/v2/", registry=registry, repository="", what="ping"
+                    (registry, mode),
+                    "GET",
+                    f"{base}/v2/",
+                    registry=registry,
+                    repository="",
+                    what=what,
                 )
             except RegistryError as exc:
-                last = exc
+                errors.append(exc)
                 if exc.code == "registry-unreachable":
                     break
                 continue
             with resp:
-                if resp.status_code >= 500:
-                    last = error_for(resp, registry=registry, repository="", what="ping")
+                if resp.status_code not in (200, 401, 403):
+                    # Not a registry answer (e.g. plain HTTP sent to a TLS port).
+                    errors.append(error_for(resp, registry=registry, repository="", what=what))
                     continue
                 challenge: Challenge | None = None
                 if resp.status_code == 401:
@@ -322,8 +389,11 @@ class Transport:
             with self._lock:
                 self._endpoints[key] = found_endpoint
             return found_endpoint
-        assert last is not None
-        raise last
+        # A busy registry is worth retrying; otherwise the TLS failure explains more
+        # than what plain HTTP got from a TLS port.
+        busy = [e for e in errors if e.temporary]
+        tls = [e for e in errors if e.code == "registry-tls"]
+        raise (busy or tls or errors)[0]
 
     def _credential(self, registry: str) -> Credential | None:
         with self._lock:
@@ -344,7 +414,7 @@ class Transport:
         if challenge.scheme == "basic":
             if cred is None or not (cred.username or cred.password):
                 return None
-            return requests.auth._basic_auth_str(cred.username, cred.password)
+            return _basic_auth(cred.username, cred.password)
         if challenge.scheme != "bearer":
             raise AuthError(
                 f"{registry} asks for unsupported authentication scheme {challenge.scheme!r}",
@@ -375,7 +445,6 @@ class Transport:
                 f"{registry} sent a bearer challenge without a usable realm", registry=registry
             )
         repo = scopes[0].split(":")[1] if scopes and scopes[0].count(":") >= 2 else ""
-        session = self._session(registry, mode)
         headers: dict[str, str] = {}
         if cred is not None and cred.identity_token:
             form = {
@@ -388,7 +457,7 @@ class Transport:
             body = "&".join(f"{k}={quote(v, safe='')}" for k, v in form.items() if v).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             resp = self.send(
-                session,
+                (registry, mode),
                 "POST",
                 realm,
                 registry=registry,
@@ -399,9 +468,7 @@ class Transport:
             )
         else:
             if cred is not None and (cred.username or cred.password):
-                headers["Authorization"] = requests.auth._basic_auth_str(
-                    cred.username, cred.password
-                )
+                headers["Authorization"] = _basic_auth(cred.username, cred.password)
             params: list[tuple[str, str]] = (
                 [("service", challenge.service)] if challenge.service else []
             )
@@ -411,7 +478,7 @@ class Transport:
             query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
             url = realm + ("&" if "?" in realm else "?") + query
             resp = self.send(
-                session,
+                (registry, mode),
                 "GET",
                 url,
                 registry=registry,
@@ -467,13 +534,12 @@ class Transport:
         answer); anything else raises the mapped error. A bearer 401 is answered
         once with a freshly fetched token for exactly ``scopes``.
         """
-        endpoint = self.endpoint(registry, mode)
+        endpoint = self.endpoint(registry, mode, what=what)
         url = (
             urljoin(endpoint.base + "/", path)
             if not path.startswith(("http://", "https://"))
             else path
         )
-        session = self._session(registry, mode)
         fresh = False
         for _round in range(2):
             auth = self._authorization(registry, endpoint, scopes, fresh=fresh, mode=mode)
@@ -481,7 +547,7 @@ class Transport:
             if auth:
                 all_headers["Authorization"] = auth
             resp = self.send(
-                session,
+                (registry, mode),
                 method,
                 url,
                 registry=registry,
@@ -494,11 +560,11 @@ class Transport:
             )
             if resp.status_code == 401 and endpoint.challenge is not None and not fresh:
                 challenge = parse_www_authenticate(resp.headers.get("WWW-Authenticate", ""))
-                if endpoint.challenge.scheme == "bearer" and any(
-                    c.scheme == "bearer" for c in challenge
-                ):
+                bearer = [c for c in challenge if c.scheme == "bearer"]
+                if endpoint.challenge.scheme == "bearer" and bearer:
                     resp.close()
                     fresh = True
+                    scopes = sorted({*scopes, *bearer[0].scopes})
                     continue
             if resp.status_code == 401 and endpoint.challenge is None:
                 # The ping was open but this repository is not: learn the challenge.
@@ -519,13 +585,26 @@ class Transport:
         raise AssertionError("unreachable")
 
 
+def _basic_auth(username: str, password: str) -> str:
+    """An ``Authorization: Basic`` value (UTF-8, as Docker sends it)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """``certificate verify failed: self-signed certificate`` out of ssl's wrapping."""
+    found = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(')\]]+)", str(exc))
+    return found.group(1).strip() if found else _short(exc)
+
+
 def _short(exc: BaseException) -> str:
-    """A one-line reason without URLs (they may carry upload state)."""
+    """A one-line reason without URLs (they may carry upload state) or object reprs."""
     text = str(exc)
-    for marker in ("Caused by ", "(Caused by"):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-    text = text.strip("()' ")
-    if ": " in text and "Connection" in text:
-        text = text.rsplit(": ", 1)[-1]
+    if "Caused by " in text:
+        text = text.split("Caused by ", 1)[1]
+    text = re.sub(r"<[^>]*>:\s*", "", text)
+    text = re.sub(r"^\w+\(['\"]?", "", text)
+    text = re.sub(r"^\w*Connection(?:Pool)?\(host=[^)]*\):\s*", "", text)
+    text = text.replace("Failed to establish a new connection: ", "")
+    while text and text[-1] in "'\") " and (text[-1] != ")" or text.count(")") > text.count("(")):
+        text = text[:-1]
     return text[:200] or type(exc).__name__

@@ -41,7 +41,7 @@ from pykaniko.snapshot.extract import ExtractReport, ExtractResult, extract_laye
 from pykaniko.snapshot.ignore import ALWAYS_IGNORED, IgnoreList, build_ignore_list, mount_points
 from pykaniko.snapshot.modes import SnapshotMode
 from pykaniko.snapshot.snapshotter import Snapshotter
-from pykaniko.snapshot.tarwriter import write_layer
+from pykaniko.snapshot.tarwriter import LayerSink, write_layer
 
 __all__ = [
     "ALWAYS_IGNORED",
@@ -49,6 +49,7 @@ __all__ = [
     "ExtractReport",
     "ExtractResult",
     "IgnoreList",
+    "LayerSink",
     "SnapshotMode",
     "Snapshotter",
     "build_ignore_list",

@@ -185,6 +185,7 @@ class _Extractor:
         if self.ignore.ignored(rel):
             self.skipped += 1
             return
+        self.hashes.pop(rel, None)  # an earlier entry of this layer at the same path
         if m.isdir():
             self._mkdir(m, rel)
         elif m.isreg():

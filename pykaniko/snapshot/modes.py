@@ -21,6 +21,7 @@ from pykaniko.errors import ConfigError
 __all__ = ["SnapshotMode", "file_hash", "quick_key", "semantic_key"]
 
 _BLOCK: Final = 1 << 20
+_SMALL: Final = 1 << 16
 CAPABILITY: Final = "security.capability"
 
 QuickKey = Callable[[os.stat_result], object]
@@ -72,17 +73,20 @@ def quick_key(mode: SnapshotMode) -> QuickKey:
 
 
 def file_hash(path: str | bytes) -> int:
-    """xxh3-128 of a file's bytes, read in 1 MiB blocks into one buffer."""
-    h = xxhash.xxh3_128()
-    buf = bytearray(_BLOCK)
-    view = memoryview(buf)
+    """xxh3-128 of a file's bytes: small files in one read, big ones in 1 MiB blocks."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        head = os.read(fd, _SMALL)
+        if len(head) < _SMALL:
+            return int(xxhash.xxh3_128_intdigest(head))
+        h = xxhash.xxh3_128(head)
+        buf = bytearray(_BLOCK)
+        view = memoryview(buf)
         while n := os.readv(fd, [buf]):
             h.update(view[:n])
+        return int(h.intdigest())
     finally:
         os.close(fd)
-    return int(h.intdigest())
 
 
 def _capability(path: str) -> bytes | None:

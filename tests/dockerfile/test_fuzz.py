@@ -23,10 +23,20 @@ SEEDS = [
     for p in sorted(Path(root).glob("*/Dockerfile"))
 ]
 
-ALPHABET = st.sampled_from(
-    list("FROMRUNCOPYADDENVARG abcxyz019 =-_./:$'\"{}[]<>#\\`\t\n\r!?*%@,")
-    + ["FROM ", "RUN ", "COPY ", "ARG ", "ENV ", "<<EOF", "\nEOF\n", "${", "--mount=", "--from="]
-)
+_CHARS = list("FROMRUNCOPYADDENVARG abcxyz019 =-_./:$'\"{}[]<>#\\`\t\n\r!?*%@,")
+_TOKENS = [
+    "FROM ",
+    "RUN ",
+    "COPY ",
+    "ARG ",
+    "ENV ",
+    "<<EOF",
+    "\nEOF\n",
+    "${",
+    "--mount=",
+    "--from=",
+]
+ALPHABET = st.sampled_from([*_CHARS, *_TOKENS])
 
 
 def exercise(text: str) -> None:

@@ -50,7 +50,7 @@ def test_skip_unused_keeps_unnamed_stages_and_indices() -> None:
     assert final.dependencies == (0, 3)
     assert final.base == ScratchBase()
     assert p.stages[2].dependencies == (1,)
-    assert p.stages[2].reasons == ("COPY --from in stage 4 \"final\" line 7",)
+    assert p.stages[2].reasons == ('COPY --from in stage 4 "final" line 7',)
 
 
 def test_target_by_name_is_case_insensitive_and_drops_later_stages() -> None:

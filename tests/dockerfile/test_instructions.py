@@ -42,7 +42,10 @@ MOUNT_CASES = [
     ("type=secret,id=t,env=TOKEN", ("secret", "", "t", True, "shared", 0o400)),
     ("type=ssh", ("ssh", "/run/buildkit/ssh_agent.0", "default", True, "shared", 0o600)),
     ("type=tmpfs,target=/t,size=1g", ("tmpfs", "/t", None, False, "shared", None)),
-    ("type=cache,target=/c,mode=0700,readonly=false", ("cache", "/c", "/c", False, "shared", 0o700)),
+    (
+        "type=cache,target=/c,mode=0700,readonly=false",
+        ("cache", "/c", "/c", False, "shared", 0o700),
+    ),
 ]
 
 
@@ -98,7 +101,14 @@ def test_add_flags() -> None:
 
 @pytest.mark.parametrize(
     ("text", "nanos"),
-    [("0", 0), ("30s", 30 * 10**9), ("1m30s", 90 * 10**9), ("1.5h", 5400 * 10**9), ("250ms", 250 * 10**6), ("2us", 2000)],
+    [
+        ("0", 0),
+        ("30s", 30 * 10**9),
+        ("1m30s", 90 * 10**9),
+        ("1.5h", 5400 * 10**9),
+        ("250ms", 250 * 10**6),
+        ("2us", 2000),
+    ],
 )
 def test_parse_duration(text: str, nanos: int) -> None:
     assert parse_duration(text) == nanos
@@ -149,7 +159,8 @@ def test_all_is_complete() -> None:
     public = {
         name
         for name, value in vars(dockerfile_pkg).items()
-        if not name.startswith("_") and getattr(value, "__module__", "").startswith("pykaniko.dockerfile")
+        if not name.startswith("_")
+        and getattr(value, "__module__", "").startswith("pykaniko.dockerfile")
     }
     assert public <= set(dockerfile_pkg.__all__)
     for name in dockerfile_pkg.__all__:

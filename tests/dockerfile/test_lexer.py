@@ -149,7 +149,7 @@ def test_split_words(text: str, expected: list[str]) -> None:
 RAW_CASES = [
     ('A=1 B="two words" C=3', ["A=1", 'B="two words"', "C=3"]),
     ("A=a\\ b", ["A=a\\ b"]),
-    ("K='x y' L=\"p'q\"", ["K='x y'", "L=\"p'q\""]),
+    ("K='x y' L=\"p'q\"", ["K='x y'", 'L="p\'q"']),
     ("  spaced   out  ", ["spaced", "out"]),
     ('"unterminated x', ['"unterminated x']),
 ]

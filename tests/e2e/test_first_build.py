@@ -16,9 +16,7 @@ from tests.support.registry import RegistryServer
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 
-def _build(
-    ctx: Path, dest: str, kaniko_dir: Path, *extra: str
-) -> tuple[int, str]:
+def _build(ctx: Path, dest: str, kaniko_dir: Path, *extra: str) -> tuple[int, str]:
     result = run_pykaniko(
         [
             "--context", str(ctx), "--dockerfile", str(ctx / "Dockerfile"),
@@ -68,7 +66,8 @@ def test_run_copy_env_workdir_cmd(
     assert [h.get("empty_layer", False) for h in history[-6:]] == [
         True, False, False, False, False, True,
     ]  # fmt: skip
-    assert config["architecture"] and config["os"] == "linux"
+    assert config["architecture"]
+    assert config["os"] == "linux"
 
     rootfs = _unpack(dest, tmp_path)
     assert (rootfs / "srv/app/built.txt").read_text() == "hi from /srv/app as 0\n"
@@ -88,7 +87,7 @@ def test_from_scratch_copy(registry: RegistryServer, tmp_path: Path, kaniko_dir:
     ctx = tmp_path / "ctx"
     (ctx / "data").mkdir(parents=True)
     (ctx / "data" / "x.bin").write_bytes(os.urandom(4096))
-    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY data /data\nCMD [\"/nothing\"]\n")
+    (ctx / "Dockerfile").write_text('FROM scratch\nCOPY data /data\nCMD ["/nothing"]\n')
     dest = f"{registry.host}/e2e/scratch:1"
     status, stderr = _build(ctx, dest, kaniko_dir)
     assert status == 0, stderr

@@ -4,6 +4,7 @@ files, written through ``LayerWriter`` into a ``BlobStore``."""
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from collections.abc import Mapping, Sequence
 
@@ -14,12 +15,16 @@ from pykaniko.image.layerfile import LayerWriter
 from pykaniko.image.manifest import Descriptor, Manifest, dump_json
 
 
-def make_layer(store: BlobStore, files: Mapping[str, bytes], *, docker: bool = False) -> tuple[Descriptor, str]:
+def make_layer(
+    store: BlobStore, files: Mapping[str, bytes], *, docker: bool = False
+) -> tuple[Descriptor, str]:
     """A gzip layer holding ``files`` (parent directories included); its descriptor and diff_id."""
     path = store.temp_path(".layer")
     writer = LayerWriter(path, compression="gzip", threads=1)
     with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        dirs = sorted({"/".join(name.split("/")[:i]) for name in files for i in range(1, name.count("/") + 1)})
+        dirs = sorted(
+            {"/".join(name.split("/")[:i]) for name in files for i in range(1, name.count("/") + 1)}
+        )
         for d in dirs:
             info = tarfile.TarInfo(d)
             info.type = tarfile.DIRTYPE
@@ -37,7 +42,11 @@ def make_layer(store: BlobStore, files: Mapping[str, bytes], *, docker: bool = F
 
 
 def make_image(
-    store: BlobStore, layers: Sequence[Mapping[str, bytes]], *, docker: bool = False, cmd: str = "true"
+    store: BlobStore,
+    layers: Sequence[Mapping[str, bytes]],
+    *,
+    docker: bool = False,
+    cmd: str = "true",
 ) -> tuple[Manifest, bytes]:
     """An image of ``layers``; its manifest and raw config, all blobs in ``store``."""
     descs: list[Descriptor] = []
@@ -48,7 +57,7 @@ def make_image(
         diff_ids.append(diff_id)
     config = ImageConfig(architecture="amd64", os="linux", diff_ids=tuple(diff_ids))
     raw = config.to_json()
-    data = dict(__import__("json").loads(raw))
+    data = dict(json.loads(raw))
     data["config"] = {"Cmd": [cmd]}
     raw = dump_json(data)
     config_digest = store.put_bytes(raw)

@@ -3,6 +3,8 @@ password (never shown), and a push scope asked for separately from the pull scop
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,13 @@ from pykaniko.errors import AuthError
 from pykaniko.image.blobstore import BlobStore
 from pykaniko.image.platform import Platform
 from pykaniko.image.reference import parse_reference
-from pykaniko.registry import Credential, RegistryClient, RegistryOptions, StaticKeychain
+from pykaniko.registry import (
+    Credential,
+    RegistryClient,
+    RegistryOptions,
+    StaticKeychain,
+    default_keychain,
+)
 from tests.conftest import AUTH_PASSWORD, AUTH_USER
 from tests.registry.imagegen import make_image
 from tests.support.registry import RegistryServer, TokenServer
@@ -45,7 +53,9 @@ def test_basic_auth_missing_credentials(auth_registry: RegistryServer, tmp_path:
     assert "basic/app" in str(info.value)
 
 
-def test_basic_auth_wrong_password_is_never_shown(auth_registry: RegistryServer, tmp_path: Path) -> None:
+def test_basic_auth_wrong_password_is_never_shown(
+    auth_registry: RegistryServer, tmp_path: Path
+) -> None:
     ref = parse_reference(f"{auth_registry.host}/basic/denied:1")
     wrong = "Wr0ng-Pa55word-xyz"
     client = _client(auth_registry.host, AUTH_USER, wrong)
@@ -76,9 +86,7 @@ def test_bearer_push_scope_requested_separately(
     assert len(scopes) <= 3
 
 
-def test_bearer_read_only_user_cannot_push(
-    token_registry: RegistryServer, tmp_path: Path
-) -> None:
+def test_bearer_read_only_user_cannot_push(token_registry: RegistryServer, tmp_path: Path) -> None:
     store = BlobStore(tmp_path)
     manifest, _ = make_image(store, [{"f": b"ro"}])
     ref = parse_reference(f"{token_registry.host}/tok/readonly:1")
@@ -119,3 +127,36 @@ def test_cross_repo_mount_with_tokens(
     assert not empty.has(manifest.layers[0].digest)  # mounted, never downloaded
     again = client.pull(dest, LINUX, BlobStore(tmp_path / "c"))
     assert again.digest == manifest.digest
+
+
+def test_identity_token_from_docker_config(
+    token_registry: RegistryServer, token_server: TokenServer, tmp_path: Path
+) -> None:
+    """An ``identitytoken`` login is exchanged for access tokens by refresh-token grant."""
+    config = tmp_path / "docker"
+    config.mkdir()
+    (config / "config.json").write_text(
+        json.dumps({"auths": {token_registry.host: {"identitytoken": "refresh-alice"}}})
+    )
+    client = RegistryClient(RegistryOptions(), default_keychain({"DOCKER_CONFIG": str(config)}))
+    store = BlobStore(tmp_path / "s")
+    manifest, _ = make_image(store, [{"id": b"token"}])
+    ref = parse_reference(f"{token_registry.host}/idtok/app:1")
+    assert client.push(manifest, [ref], store) == manifest.digest
+    assert any(user == "alice" for user, _scopes in token_server.issued)
+
+
+def test_docker_config_basic_login(auth_registry: RegistryServer, tmp_path: Path) -> None:
+    config = tmp_path / "docker"
+    config.mkdir()
+    auth = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
+    (config / "config.json").write_text(
+        json.dumps({"auths": {f"http://{auth_registry.host}/v2/": {"auth": auth}}})
+    )
+    env = {"DOCKER_CONFIG": str(config), "HOME": str(tmp_path)}
+    with RegistryClient(RegistryOptions(), default_keychain(env)) as client:
+        store = BlobStore(tmp_path / "s")
+        manifest, _ = make_image(store, [{"cfg": b"basic"}])
+        ref = parse_reference(f"{auth_registry.host}/cfg/app:1")
+        client.check_push_permission([ref])
+        assert client.push(manifest, [ref], store) == manifest.digest

@@ -9,8 +9,20 @@ from pykaniko.image.reference import parse_reference
 from pykaniko.registry.mirrors import parse_registry_maps, pull_candidates, split_mirror
 
 
-def _names(text: str, **kw: object) -> list[str]:
-    return [str(c.ref) for c in pull_candidates(parse_reference(text), **kw)]  # type: ignore[arg-type]
+def _names(
+    text: str,
+    *,
+    mirrors: tuple[str, ...] = (),
+    registry_maps: dict[str, tuple[str, ...]] | None = None,
+    skip_default_registry_fallback: bool = False,
+) -> list[str]:
+    found = pull_candidates(
+        parse_reference(text),
+        mirrors=mirrors,
+        registry_maps=registry_maps,
+        skip_default_registry_fallback=skip_default_registry_fallback,
+    )
+    return [str(c.ref) for c in found]
 
 
 def test_no_mirrors_is_the_original() -> None:
@@ -62,10 +74,12 @@ def test_plain_http_mirror_is_marked() -> None:
     assert split_mirror("https://h/p/q/") == ("h", "p/q", False)
 
 
-@pytest.mark.parametrize("entry", ["nohost", "=x", "a=", "https://"])
-def test_bad_entries(entry: str) -> None:
+@pytest.mark.parametrize("entry", ["nohost", "=x", "a="])
+def test_bad_map_entries(entry: str) -> None:
     with pytest.raises(ConfigError):
-        if entry.startswith("https"):
-            split_mirror(entry)
-        else:
-            parse_registry_maps([entry])
+        parse_registry_maps([entry])
+
+
+def test_mirror_without_host() -> None:
+    with pytest.raises(ConfigError):
+        split_mirror("https://")

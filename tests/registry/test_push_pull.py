@@ -23,19 +23,25 @@ LINUX = Platform("linux", "amd64")
 
 
 def _skopeo(*args: str) -> str:
-    proc = subprocess.run(["skopeo", *args], capture_output=True, text=True, check=False, timeout=60)
+    proc = subprocess.run(
+        ["skopeo", *args], capture_output=True, text=True, check=False, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
-def _client(**kw: object) -> RegistryClient:
-    return RegistryClient(RegistryOptions(**kw), StaticKeychain())  # type: ignore[arg-type]
+def _client() -> RegistryClient:
+    return RegistryClient(RegistryOptions(), StaticKeychain())
 
 
 @pytest.mark.parametrize("docker", [False, True])
-def test_push_then_skopeo_and_umoci_read_it(registry: RegistryServer, tmp_path: Path, docker: bool) -> None:
+def test_push_then_skopeo_and_umoci_read_it(
+    registry: RegistryServer, tmp_path: Path, docker: bool
+) -> None:
     store = BlobStore(tmp_path / "store")
-    manifest, config_raw = make_image(store, [{"etc/hello": b"hello\n"}, {"app/run.sh": b"echo hi\n"}], docker=docker)
+    manifest, _ = make_image(
+        store, [{"etc/hello": b"hello\n"}, {"app/run.sh": b"echo hi\n"}], docker=docker
+    )
     name = f"{registry.host}/push/{'docker' if docker else 'oci'}"
     refs = [parse_reference(f"{name}:v1"), parse_reference(f"{name}:latest")]
     digest = _client().push(manifest, refs, store)
@@ -51,7 +57,8 @@ def test_push_then_skopeo_and_umoci_read_it(registry: RegistryServer, tmp_path: 
         bundle = tmp_path / "bundle"
         subprocess.run(
             ["umoci", "unpack", "--rootless", "--image", f"{layout}:v1", str(bundle)],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         assert (bundle / "rootfs/etc/hello").read_bytes() == b"hello\n"
         assert (bundle / "rootfs/app/run.sh").read_bytes() == b"echo hi\n"
@@ -70,7 +77,9 @@ def test_pull_back_and_fetch_layers(registry: RegistryServer, tmp_path: Path) ->
     assert pulled.manifest.raw == manifest.raw
     assert pulled.source.digest == manifest.digest
     paths = client.fetch_layers(pulled, pulled.manifest.layers, dst)
-    assert [p.read_bytes() for p in paths] == [src.path(d.digest).read_bytes() for d in manifest.layers]
+    assert [p.read_bytes() for p in paths] == [
+        src.path(d.digest).read_bytes() for d in manifest.layers
+    ]
     # by digest too
     again = client.pull(ref.with_digest(manifest.digest), LINUX, dst)
     assert again.digest == manifest.digest

@@ -16,6 +16,7 @@ import json
 import random
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -32,6 +33,7 @@ __all__ = [
     "RegistryServer",
     "TokenServer",
     "free_port",
+    "make_tls_cert",
     "htpasswd_line",
     "registry_available",
 ]
@@ -80,6 +82,7 @@ class RegistryServer:
         workdir: Path,
         *,
         htpasswd: Path | None = None,
+        tls: tuple[Path, Path] | None = None,
         token: TokenAuthConfig | None = None,
         start_timeout: float = 15.0,
     ) -> None:
@@ -88,6 +91,8 @@ class RegistryServer:
         self.storage = workdir / "storage"
         self.log_path = workdir / "registry.log"
         self._htpasswd = htpasswd
+        self._tls = tls
+        self.ca = tls[0] if tls else None
         self._token = token
         self._timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
@@ -101,7 +106,7 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self._tls else 'http'}://{self.host}"
 
     def _config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {
@@ -114,6 +119,8 @@ class RegistryServer:
             },
             "http": {"addr": self.host, "headers": {"X-Content-Type-Options": ["nosniff"]}},
         }
+        if self._tls is not None:
+            cfg["http"]["tls"] = {"certificate": str(self._tls[0]), "key": str(self._tls[1])}
         if self._htpasswd is not None:
             cfg["auth"] = {"htpasswd": {"realm": "pykaniko-test", "path": str(self._htpasswd)}}
         elif self._token is not None:
@@ -155,7 +162,8 @@ class RegistryServer:
             if self._proc.poll() is not None:
                 return False
             try:
-                with urllib.request.urlopen(f"{self.url}/v2/", timeout=1):
+                context = ssl._create_unverified_context() if self._tls else None
+                with urllib.request.urlopen(f"{self.url}/v2/", timeout=1, context=context):
                     return True
             except urllib.error.HTTPError as exc:
                 if exc.code == 401:
@@ -190,6 +198,46 @@ class RegistryServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def make_tls_cert(workdir: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate (its own CA) for ``host``; returns (cert, key) paths."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = workdir / "registry.crt", workdir / "registry.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -228,6 +276,7 @@ class TokenServer:
             "reader": ("read-only-pw", {"": frozenset({"pull"})}),
         }
     )
+    refresh_tokens: dict[str, str] = field(default_factory=lambda: {"refresh-alice": "alice"})
     service: str = "pykaniko-test-registry"
     issuer: str = "pykaniko-test-issuer"
     issued: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
@@ -269,11 +318,14 @@ class TokenServer:
             def do_GET(self) -> None:
                 owner._handle(self)
 
+            def do_POST(self) -> None:
+                owner._handle_refresh(self)
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
@@ -327,6 +379,11 @@ class TokenServer:
             req.end_headers()
             return
         scopes = tuple(s for value in query.get("scope", []) for s in value.split(" ") if s)
+        self._issue(req, user, scopes, key="token")
+
+    def _issue(
+        self, req: BaseHTTPRequestHandler, user: str, scopes: tuple[str, ...], *, key: str
+    ) -> None:
         with self._lock:
             self.issued.append((user, scopes))
         access = []
@@ -338,12 +395,27 @@ class TokenServer:
             granted = self._allowed(user, repo, actions.split(","))
             if granted:
                 access.append({"type": kind, "name": repo, "actions": granted})
-        body = json.dumps({"token": self._sign(user, access), "expires_in": 300}).encode()
+        body = json.dumps({key: self._sign(user, access), "expires_in": 300}).encode()
         req.send_response(200)
         req.send_header("Content-Type", "application/json")
         req.send_header("Content-Length", str(len(body)))
         req.end_headers()
         req.wfile.write(body)
+
+    def _handle_refresh(self, req: BaseHTTPRequestHandler) -> None:
+        """The OAuth2 refresh-token grant Docker uses for ``identitytoken`` logins."""
+        from urllib.parse import parse_qs
+
+        length = int(req.headers.get("Content-Length") or 0)
+        form = parse_qs(req.rfile.read(length).decode())
+        user = self.refresh_tokens.get(form.get("refresh_token", [""])[0])
+        if form.get("grant_type") != ["refresh_token"] or user is None:
+            req.send_response(401)
+            req.send_header("Content-Length", "0")
+            req.end_headers()
+            return
+        scopes = tuple(s for value in form.get("scope", []) for s in value.split(" ") if s)
+        self._issue(req, user, scopes, key="access_token")
 
     def _sign(self, user: str, access: list[dict[str, Any]]) -> str:
         from cryptography.hazmat.primitives import hashes
@@ -427,7 +499,7 @@ class FaultProxy:
                 pass
 
         self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property

@@ -360,3 +360,19 @@ def test_a_change_is_named(oracle: tuple[BuildahStore, Path], tmp_path: Path) ->
     assert any(line.startswith("config env:") for line in out)
     assert "config user: one '', two 'user'" in out
     assert "config history_length: one 7, two 8" in out
+
+
+@needs_tools
+@pytest.mark.root
+def test_buildah_noise_hides_its_real_mount_stubs(
+    oracle: tuple[BuildahStore, Path], tmp_path: Path
+) -> None:
+    """A RUN that changes nothing still leaves buildah's stubs; the filter drops them."""
+    base = snapshot_image(oracle[1] / "busybox")
+    after_run = _build(
+        oracle, "run-true", _context(tmp_path / "r", "ARG BASE\nFROM ${BASE}\nRUN true\n")
+    )
+    raw = diff_images(base, after_run)
+    assert "only in b: /etc/hosts (file 0755 0:0 0B)" in raw
+    assert any(line.startswith("only in b: /proc") for line in raw)
+    assert diff_images(base, after_run, ignore=BUILDAH_NOISE) == ["config history_length: a 3, b 4"]
