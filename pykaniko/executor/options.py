@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pykaniko.errors import ConfigError
+from pykaniko.image.layerfile import Compression
 from pykaniko.image.platform import Platform, host_platform
 from pykaniko.registry.options import RegistryOptions
 from pykaniko.snapshot import SnapshotMode
@@ -32,7 +33,7 @@ class OutputOptions:
     digest_file: Path | None = None
     image_name_with_digest_file: Path | None = None
     image_name_tag_with_digest_file: Path | None = None
-    compression: str = "gzip"
+    compression: Compression = "gzip"
     compression_level: int | None = None
     reproducible: bool = False
 

@@ -185,9 +185,11 @@ class _StageRun:
         o = self.ctx.options.outputs
         store = self.ctx.workspace.store
         tmp = store.temp_path(".layer")
-        writer = LayerWriter(tmp, compression=o.compression, level=o.compression_level)  # type: ignore[arg-type]
+        writer = LayerWriter(tmp, compression=o.compression, level=o.compression_level)
         try:
-            entries = write_layer(changes, self.fs_root, writer, mtime_clamp=self.ctx.mtime_clamp)  # type: ignore[arg-type]
+            entries = write_layer(
+                changes, self.fs_root, writer, mtime_clamp=self.ctx.mtime_clamp
+            )
         except BaseException:
             writer.abort()
             raise

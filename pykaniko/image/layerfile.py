@@ -26,6 +26,7 @@ from pykaniko.image.digest import CHUNK, HashingWriter
 
 __all__ = [
     "COMPRESSIONS",
+    "Compression",
     "LayerFile",
     "LayerWriter",
     "decompressing_reader",

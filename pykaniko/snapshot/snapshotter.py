@@ -25,7 +25,7 @@ from pykaniko.snapshot.changes import ChangeSet
 from pykaniko.snapshot.extract import ExtractReport, extract_layer
 from pykaniko.snapshot.ignore import IgnoreList, normalize
 from pykaniko.snapshot.modes import SnapshotMode, quick_key, semantic_key
-from pykaniko.snapshot.walk import Tree, walk
+from pykaniko.snapshot.walk import Tree, walk, walk_names, walk_update
 
 __all__ = ["Snapshotter"]
 
@@ -139,65 +139,84 @@ class Snapshotter:
         ancestors, looked at alone); ``None`` walks the whole rootfs.
         """
         starts, ancestors = self._scope(paths)
-        tree = walk(self._rootstr, starts, self._key, self._ignore)
-        for a in ancestors:
-            self._stat_into(tree, a)
-        old = self._keys
-        new = tree.keys
-        ignore = self._ignore
-        # C-level compare (map/compress): a Python loop here costs as much as the walk.
-        changed = list(compress(new, map(ne, new.values(), map(old.get, new))))
-
         if starts == ["/"]:
-            fresh = sum(1 for p in changed if p not in old)
-            # Every old path still present and nothing new beyond `fresh`: none is gone.
-            gone = [] if len(new) - fresh == len(old) else list(old.keys() - new.keys())
+            changed, added, replaced, gone = self._detect_all()
         else:
-            exact = set(starts) | set(ancestors)
-            prefixes = tuple(s + "/" for s in starts)
-            gone = [k for k in old if (k in exact or k.startswith(prefixes)) and k not in new]
+            changed, added, replaced, gone = self._detect_scoped(starts, ancestors)
+        for p in gone:
+            self._keys.pop(p, None)
+            self._dirs.pop(p, None)
+            self._sem.pop(p, None)
+        ignore = self._ignore
         deleted = sorted(p for p in gone if not ignore.ignored(p))
 
-        new_sem: dict[str, tuple[object, ...]] = {}
         if self._mode is SnapshotMode.FULL:
             kept = []
             for p in changed:
                 sem = self._semantic(p)
-                new_sem[p] = sem
                 if self._sem.get(p) != sem:
                     kept.append(p)
+                self._sem[p] = sem
             changed = kept
 
-        opaque = self._opaque(tree, deleted)
+        opaque = self._opaque(replaced, deleted, added)
         deleted_set = set(deleted)
+        dirs = self._dirs
         whiteouts = []
         for p in deleted:
             parent = p.rpartition("/")[0]
-            if parent in deleted_set or (parent and parent not in tree.dirs):
+            if parent in deleted_set or (parent and parent not in dirs):
                 continue  # covered by the parent's whiteout, or the parent is no dir now
             if opaque and _under_any(parent, opaque):
                 continue
             whiteouts.append(p)
 
         entries = set(changed)
-        reemitted: set[str] = set()
         if opaque:
             entries.update(opaque)
             tops = tuple(d + "/" for d in opaque)
-            reemitted = {p for p in new if p.startswith(tops)} - entries
-            entries |= reemitted
-        added = sorted(p for p in entries if p not in old)
-        modified = sorted(p for p in entries if p in old)
-
-        self._advance(tree, gone, new_sem, whole=starts == ["/"])
+            entries.update(p for p in self._keys if p.startswith(tops))
         return ChangeSet(
             entries=tuple(sorted(entries)),
             whiteouts=tuple(whiteouts),
             opaque=tuple(sorted(opaque)),
-            added=tuple(added),
-            modified=tuple(modified),
+            added=tuple(sorted(p for p in entries if p in added)),
+            modified=tuple(sorted(p for p in entries if p not in added)),
             deleted=tuple(deleted),
         )
+
+    def _detect_all(self) -> tuple[list[str], frozenset[str], list[str], list[str]]:
+        """Whole-tree detection, updating the baseline's keys in place as it walks."""
+        before = len(self._keys)
+        up = walk_update(self._rootstr, self._key, self._ignore, self._keys, self._dirs)
+        gone: list[str] = []
+        if up.seen - len(up.added) != before:
+            present = walk_names(self._rootstr, self._ignore)
+            gone = [p for p in self._keys if p not in present]
+        return up.changed, up.added, up.replaced, gone
+
+    def _detect_scoped(
+        self, starts: list[str], ancestors: list[str]
+    ) -> tuple[list[str], frozenset[str], list[str], list[str]]:
+        """Detection below ``starts`` only (COPY, WORKDIR: the caller knows the paths)."""
+        tree = walk(self._rootstr, starts, self._key, self._ignore)
+        for a in ancestors:
+            self._stat_into(tree, a)
+        old = self._keys
+        new = tree.keys
+        changed = list(compress(new, map(ne, new.values(), map(old.get, new))))
+        added = frozenset(p for p in changed if p not in old)
+        old_dirs = self._dirs
+        replaced = [p for p, ident in tree.dirs.items() if old_dirs.get(p, ident) != ident]
+        exact = set(starts) | set(ancestors)
+        prefixes = tuple(s + "/" for s in starts)
+        gone = [k for k in old if (k in exact or k.startswith(prefixes)) and k not in new]
+        old.update(new)
+        for p in new:
+            if p not in tree.dirs:
+                old_dirs.pop(p, None)
+        old_dirs.update(tree.dirs)
+        return changed, added, replaced, gone
 
     # -- internals -------------------------------------------------------------------
 
@@ -232,21 +251,20 @@ class Snapshotter:
             raise SnapshotError(f"cannot stat {path}: {e.strerror}") from e
         return semantic_key(full, st)
 
-    def _opaque(self, tree: Tree, deleted: list[str]) -> set[str]:
+    def _opaque(self, replaced: list[str], deleted: list[str], added: Set[str]) -> set[str]:
         """Directories that were deleted and made again.
 
         Either the directory's identity changed, or (the inode was reused) every child
         it had is gone while it holds only new children: both mean "replace whole".
         """
-        old_dirs = self._dirs
-        found = {p for p, ident in tree.dirs.items() if old_dirs.get(p, ident) != ident}
+        found = set(replaced)
         if deleted:
             parents = {p.rpartition("/")[0] for p in deleted} - found
             for d in parents:
-                if not d or d not in tree.dirs or d not in old_dirs:
+                if not d or d not in self._dirs:
                     continue
                 kids = [p for p in self._children(d) if not self._ignore.ignored(p)]
-                if kids and not any(k in self._keys for k in kids):
+                if kids and all(k in added for k in kids):
                     found.add(d)
         return set(_minimal(found))
 
@@ -255,31 +273,6 @@ class Snapshotter:
             return [d + "/" + n for n in os.listdir(self._rootstr + d)]
         except OSError:
             return []
-
-    def _advance(
-        self,
-        tree: Tree,
-        gone: list[str],
-        new_sem: dict[str, tuple[object, ...]],
-        *,
-        whole: bool,
-    ) -> None:
-        if whole:
-            self._keys = tree.keys
-            self._dirs = tree.dirs
-            for p in gone:
-                self._sem.pop(p, None)
-        else:
-            for p in gone:
-                self._keys.pop(p, None)
-                self._dirs.pop(p, None)
-                self._sem.pop(p, None)
-            self._keys.update(tree.keys)
-            for p in tree.keys:
-                if p not in tree.dirs:
-                    self._dirs.pop(p, None)
-            self._dirs.update(tree.dirs)
-        self._sem.update(new_sem)
 
     def _forget(self, tops: Set[str]) -> None:
         """Drop removed subtrees from the baseline."""

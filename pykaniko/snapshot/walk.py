@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pykaniko.snapshot.ignore import IgnoreList
 from pykaniko.snapshot.modes import QuickKey
 
-__all__ = ["Tree", "walk"]
+__all__ = ["Tree", "Update", "walk", "walk_names", "walk_update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +115,105 @@ def _scan(
                             stack.append(p)
         finally:
             os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What an in-place walk changed in the baseline it was given."""
+
+    changed: list[str]  # new paths and paths whose quick key moved
+    added: frozenset[str]  # the new ones among them
+    replaced: list[str]  # directories whose (dev, ino) changed
+    seen: int  # paths visited
+
+
+def walk_update(
+    root: str,
+    key: QuickKey,
+    ignore: IgnoreList,
+    keys: dict[str, object],
+    dirs: dict[str, tuple[int, int]],
+) -> Update:
+    """Walk the whole tree comparing against ``keys``/``dirs`` and updating them in place.
+
+    This is the detection hot path: no second dict is built (or freed) and unchanged
+    paths cost one lookup and one tuple compare. Paths that vanished stay in ``keys``:
+    ``seen`` tells the caller whether any did (see :func:`walk_names`).
+    """
+    changed: list[str] = []
+    added: set[str] = set()
+    replaced: list[str] = []
+    seen = 0
+    exact = ignore.exact
+    prefix = ignore.prefix
+    get = keys.get
+    dget = dirs.get
+    stack = [""]
+    with _gc_paused():
+        while stack:
+            d = stack.pop()
+            base = d + "/"
+            try:
+                fd = os.open(root + d if d else root, _DIR_FLAGS)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            try:
+                with os.scandir(fd) as it:
+                    for e in it:
+                        p = base + e.name
+                        if p in exact:
+                            continue
+                        try:
+                            st = e.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        seen += 1
+                        k = key(st)
+                        o = get(p)
+                        if o != k:
+                            if o is None:
+                                added.add(p)
+                            keys[p] = k
+                            changed.append(p)
+                        if e.is_dir(follow_symlinks=False):
+                            ident = (st.st_dev, st.st_ino)
+                            od = dget(p)
+                            if od != ident:
+                                if od is not None:
+                                    replaced.append(p)
+                                dirs[p] = ident
+                            if p not in prefix:
+                                stack.append(p)
+                        elif p in dirs:
+                            del dirs[p]  # was a directory, is not any more
+            finally:
+                os.close(fd)
+    return Update(changed, frozenset(added), replaced, seen)
+
+
+def walk_names(root: str, ignore: IgnoreList) -> set[str]:
+    """Every path of the tree, no ``lstat`` (d_type only): run only when a walk counted
+    fewer known paths than the baseline holds, to name the ones that vanished."""
+    names: set[str] = set()
+    exact = ignore.exact
+    prefix = ignore.prefix
+    stack = [""]
+    while stack:
+        d = stack.pop()
+        base = d + "/"
+        try:
+            fd = os.open(root + d if d else root, _DIR_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            with os.scandir(fd) as it:
+                for e in it:
+                    p = base + e.name
+                    if p in exact:
+                        continue
+                    names.add(p)
+                    if e.is_dir(follow_symlinks=False) and p not in prefix:
+                        stack.append(p)
+        finally:
+            os.close(fd)
+    return names
