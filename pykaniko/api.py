@@ -15,6 +15,7 @@ from pykaniko.executor import (
     ChrootSandbox,
     Event,
     EventSink,
+    Notice,
     Sandbox,
 )
 from pykaniko.executor import build as _run_build
@@ -41,10 +42,16 @@ def build(
     it defaults to the process environment, read here and nowhere else.
     """
     environ = dict(os.environ if env is None else env)
-    client = registry or RegistryClient(options.registry, default_keychain(environ))
-    return _run_build(
-        options,
-        registry=client,
-        sandbox=sandbox or ChrootSandbox(),
-        events=on_event or _ignore,
+    events = on_event or _ignore
+    client = registry or RegistryClient(
+        options.registry,
+        default_keychain(environ),
+        notify=lambda message: events(Notice("warning", message)),
     )
+    try:
+        return _run_build(
+            options, registry=client, sandbox=sandbox or ChrootSandbox(), events=events
+        )
+    finally:
+        if registry is None:
+            client.close()

@@ -171,6 +171,16 @@ def _build_args(values: Sequence[str], env: Mapping[str, str]) -> dict[str, str]
     return out
 
 
+def _proxies(env: Mapping[str, str]) -> dict[str, str]:
+    """The usual proxy variables (either case), as Go programs such as Kaniko honour them."""
+    out: dict[str, str] = {}
+    for key in ("http", "https", "no"):
+        value = env.get(f"{key.upper()}_PROXY") or env.get(f"{key}_proxy")
+        if value:
+            out["no_proxy" if key == "no" else key] = value
+    return out
+
+
 def _secrets(values: Sequence[str]) -> tuple[SecretSource, ...]:
     out: list[SecretSource] = []
     for value in values:
@@ -259,6 +269,7 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         image_download_retry=ns.image_download_retry,
         push_retry=ns.push_retry,
         skip_push_permission_check=ns.skip_push_permission_check,
+        proxies=_proxies(env),
     )
     outputs = OutputOptions(
         destinations=tuple(ns.destination),

@@ -187,9 +187,7 @@ class _StageRun:
         tmp = store.temp_path(".layer")
         writer = LayerWriter(tmp, compression=o.compression, level=o.compression_level)
         try:
-            entries = write_layer(
-                changes, self.fs_root, writer, mtime_clamp=self.ctx.mtime_clamp
-            )
+            entries = write_layer(changes, self.fs_root, writer, mtime_clamp=self.ctx.mtime_clamp)
         except BaseException:
             writer.abort()
             raise
@@ -298,8 +296,8 @@ class _StageRun:
     ) -> None:
         if self.ctx.options.single_snapshot and self._last:
             self.add_layer(None, created_by_metadata(instr, self.out.config.config))
-            return
-        self._history(created_by_metadata(instr, self.out.config.config), empty=True)
+        elif not isinstance(instr, Arg):  # BuildKit records no history for ARG
+            self._history(created_by_metadata(instr, self.out.config.config), empty=True)
 
     def _identity(self) -> Identity:
         user = self.out.config.config.user

@@ -190,10 +190,52 @@ class Snapshotter:
         before = len(self._keys)
         up = walk_update(self._rootstr, self._key, self._ignore, self._keys, self._dirs)
         gone: list[str] = []
-        if up.seen - len(up.added) != before:
-            present = walk_names(self._rootstr, self._ignore)
-            gone = [p for p in self._keys if p not in present]
+        missing = before - (up.seen - len(up.added))
+        if missing:
+            found = self._gone_below(up.changed, up.added)
+            if len(found) == missing:
+                gone = found
+            else:  # e.g. a directory's mtime was put back, or paths became ignored
+                present = walk_names(self._rootstr, self._ignore)
+                gone = [p for p in self._keys if p not in present]
         return up.changed, up.added, up.replaced, gone
+
+    def _gone_below(self, changed: list[str], added: Set[str]) -> list[str]:
+        """Baseline paths that vanished, found without a second walk.
+
+        Removing a name moves its directory's mtime, so only the root and directories
+        whose key moved need listing; a path that stopped being a directory lost its
+        whole subtree. The caller checks the count against what the walk missed.
+        """
+        root = self._rootstr
+        listing: dict[str, set[str]] = {"": set(os.listdir(root))}
+        lost: list[str] = []
+        for p in changed:
+            if p in added:
+                continue
+            if p in self._dirs:
+                try:
+                    listing[p] = set(os.listdir(root + p))
+                except OSError:
+                    lost.append(p + "/")
+            else:
+                lost.append(p + "/")
+        lost_prefixes = tuple(lost)
+        tops: list[str] = []
+        gone: set[str] = set()
+        for k in self._keys:
+            parent, _, name = k.rpartition("/")
+            names = listing.get(parent)
+            if names is not None:
+                if name not in names:
+                    tops.append(k)
+            elif lost_prefixes and k.startswith(lost_prefixes):
+                gone.add(k)
+        if tops:
+            gone.update(tops)
+            below = tuple(t + "/" for t in tops)
+            gone.update(k for k in self._keys if k.startswith(below))
+        return list(gone)
 
     def _detect_scoped(
         self, starts: list[str], ancestors: list[str]

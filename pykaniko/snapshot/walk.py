@@ -1,7 +1,9 @@
 """The one ``os.scandir`` walk a snapshot makes.
 
-Per entry the loop does one ``lstat`` (through ``DirEntry.stat``), one C-level key call
-and two dict stores: the cost floor is the syscalls, as for ``find -printf``.
+Per entry the loop does one ``fstatat`` (``DirEntry.stat`` on a directory descriptor),
+one C-level key call and one dict lookup or store: the cost floor is the syscalls, as
+for ``find -printf``. ``walk`` builds a fresh baseline; ``walk_update`` is the detection
+path and updates an existing one in place.
 """
 
 from __future__ import annotations

@@ -87,9 +87,10 @@ def test_heredocs_onbuild_shell_user_mounts(
         "RUN id > /tmp/id.txt && touch /home/user/mine\n"
         "USER root\n"
         "RUN (sleep 1000 &) ; echo started\n"
-        f"RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-len.txt\n"
-        "RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/file && ls /scratch > /tmpfs.txt\n"
-        "ENTRYPOINT [\"/bin/echo\"]\n"
+        "RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /secret-len.txt\n"
+        "RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/file"
+        " && ls /scratch > /tmpfs.txt\n"
+        'ENTRYPOINT ["/bin/echo"]\n'
     )
     dest = f"{registry.host}/e2e/heredocs:1"
     _build(ctx, dest, kaniko_dir, "--secret", f"id=tok,src={secret}")
@@ -99,8 +100,10 @@ def test_heredocs_onbuild_shell_user_mounts(
     assert (rootfs / "h2.txt").read_text() == "via sh\n"
     assert (rootfs / "h3.txt").read_text().startswith("shebang /")
     assert (rootfs / "etc/conf.d/app.conf").read_text() == "key=-value\n"
-    assert (rootfs / "tmp/id.txt").read_text().startswith(
-        "uid=1000(user) gid=1000(user) groups=50(staff),1000(user)"
+    assert (
+        (rootfs / "tmp/id.txt")
+        .read_text()
+        .startswith("uid=1000(user) gid=1000(user) groups=50(staff),1000(user)")
     )
     assert (rootfs / "home/user/mine").stat().st_uid == 1000
     assert (rootfs / "secret-len.txt").read_text().strip() == str(len(SECRET))
@@ -114,7 +117,8 @@ def test_heredocs_onbuild_shell_user_mounts(
     assert "Cmd" not in config["config"]  # a new ENTRYPOINT clears the inherited CMD
     assert "OnBuild" not in config["config"]
     assert SECRET.encode() not in _all_blobs_text(dest, tmp_path)
-    assert b"sleep 1000" not in subprocess.run(["ps", "ax"], capture_output=True).stdout
+    ps = subprocess.run(["ps", "ax"], capture_output=True, check=True)
+    assert b"sleep 1000" not in ps.stdout
 
 
 def test_volume_add_archive_copy_from_image(
@@ -135,7 +139,7 @@ def test_volume_add_archive_copy_from_image(
         "RUN echo inside > /data/x.txt && `\n"
         "    echo outside > /y.txt\n"
         "EXPOSE 80 53/udp 9000-9001\n"
-        "HEALTHCHECK --interval=5s CMD [\"true\"]\n"
+        'HEALTHCHECK --interval=5s CMD ["true"]\n'
         "STOPSIGNAL SIGTERM\n"
         "LABEL a=b\n"
     )

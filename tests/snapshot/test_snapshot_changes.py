@@ -349,3 +349,33 @@ def test_full_mode_rereads_only_when_stat_moves(root: Path) -> None:
     assert s.diff().is_empty
     (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/bash")
     assert s.diff().modified == ("/etc/passwd",)
+
+
+def test_deletions_found_without_a_second_walk(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pykaniko.snapshot.snapshotter as mod
+
+    def no_walk(*_: object) -> set[str]:
+        raise AssertionError("second walk not needed")
+
+    s = _snap(root, SnapshotMode.TIME)
+    monkeypatch.setattr(mod, "walk_names", no_walk)
+    shutil.rmtree(root / "a/b/c")
+    os.unlink(root / "etc/passwd")
+    (root / "etc").rmdir()
+    (root / "etc").write_text("now a file")
+    cs = s.diff()
+    assert cs.whiteouts == ("/a/b/c",)
+    assert set(cs.deleted) == {"/a/b/c", "/a/b/c/f", "/etc/passwd"}
+
+
+@pytest.mark.parametrize("mode", list(SnapshotMode))
+def test_deletion_behind_a_restored_dir_mtime(root: Path, mode: SnapshotMode) -> None:
+    """The directory looks untouched (mtime put back): the fallback walk still finds it."""
+    s = _snap(root, mode)
+    st = (root / "a/b/c").stat()
+    os.unlink(root / "a/b/c/f")
+    (root / "a/b/c/other").write_text("o")
+    os.utime(root / "a/b/c", ns=(st.st_atime_ns, st.st_mtime_ns))
+    cs = s.diff()
+    assert "/a/b/c/f" in cs.deleted
+    assert cs.opaque == ("/a/b/c",) or cs.whiteouts == ("/a/b/c/f",)
