@@ -13,8 +13,9 @@ each scenario is applied once and every mode diffs the same state:
 Columns: ``find`` = ``find -printf`` over the tree (the floor), ``walk`` = a bare walk
 with the mode's key, ``detect`` = the whole ``diff()`` (walk, compare, content reads for
 ``full``), ``tar`` = ``write_layer`` into a null sink, ``gzip`` = the same into a
-``LayerWriter`` (isal, 2 threads) minus ``tar``. Times are the best of three runs
-(``detect`` on clones of the baseline, so every run sees the same change).
+``LayerWriter`` (isal, 2 threads) minus ``tar``. Times are the best of five
+interleaved runs (``detect`` on clones of the baseline, so every run sees the same
+change).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pykaniko.snapshot.modes import quick_key
 from pykaniko.snapshot.walk import walk
 
 FILES_PER_DIR = 100
-REPEAT = 3
+REPEAT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +70,10 @@ class _Null:
         pass
 
 
-def _best(fn: Callable[[], object], repeat: int = REPEAT) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+def _timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def _find(root: Path) -> None:
@@ -189,16 +187,19 @@ def run_size(scratch: Path, files: int) -> tuple[list[Row], dict[str, float]]:
     rows: list[Row] = []
     for name, scenario in SCENARIOS:
         expected = scenario(root, files)
-        floor = _best(lambda: _find(root))
-        for m, s in snaps.items():
-            key = quick_key(m)
-            walked = _best(lambda key=key: walk(str(root), ["/"], key, IgnoreList()))  # type: ignore[misc]
-            detect = float("inf")
-            for _ in range(REPEAT):
+        timed: dict[SnapshotMode, tuple[float, float]] = {}
+        floor = float("inf")
+        for _ in range(REPEAT):  # interleaved, so machine load hits every column alike
+            for m, s in snaps.items():
+                floor = min(floor, _timed(lambda: _find(root)))
+                key = quick_key(m)
+                walked = _timed(lambda key=key: walk(str(root), key, IgnoreList()))  # type: ignore[misc]
                 probe = s.clone()
-                t = time.perf_counter()
-                probe.diff()
-                detect = min(detect, time.perf_counter() - t)
+                detect = _timed(probe.diff)
+                best = timed.get(m, (walked, detect))
+                timed[m] = (min(best[0], walked), min(best[1], detect))
+        for m, s in snaps.items():
+            walked, detect = timed[m]
             cs = s.diff()
             null = _Null()
             t = time.perf_counter()

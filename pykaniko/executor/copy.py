@@ -13,12 +13,13 @@ import shutil
 import stat
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 import zstandard
 
+from pykaniko.dockerfile import DockerIgnore
 from pykaniko.errors import BuildError
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
 from pykaniko.image.layerfile import open_decompressed
@@ -50,6 +51,8 @@ class CopyRequest:
     chown: bool = False
     chmod: int | None = None
     what: str = "COPY"
+    exclude: tuple[str, ...] = ()
+    parents: bool = False
 
 
 def _has_magic(part: str) -> bool:
@@ -169,18 +172,60 @@ def _walk(src: Path, rel: str, tree: SourceTree) -> list[tuple[Path, str, os.sta
     return out
 
 
+def _pivot(pattern: str) -> str:
+    """``--parents``: the part of a source before ``/./`` is not kept (BuildKit)."""
+    cleaned = "/" + pattern.removeprefix("./").lstrip("/")
+    head, sep, _tail = cleaned.partition("/./")
+    return clean_abs(head).lstrip("/") if sep else ""
+
+
+def _source_base(tree: SourceTree, pattern: str) -> str:
+    """The directory ``--exclude`` patterns are relative to: the copied directory
+    itself, or the directory holding a file or the first wildcard."""
+    parts = [p for p in clean_abs(pattern).split("/") if p]
+    fixed: list[str] = []
+    for part in parts:
+        if _has_magic(part):
+            return "/".join(fixed)
+        fixed.append(part)
+    rel = "/".join(fixed)
+    return rel if _tree_path(tree, rel).is_dir() else "/".join(fixed[:-1])
+
+
+def _excluding(tree: SourceTree, patterns: tuple[str, ...], base: str) -> SourceTree:
+    """``--exclude``: ``.dockerignore``-syntax patterns, relative to ``base``."""
+    if not patterns:
+        return tree
+    matcher = DockerIgnore.parse("\n".join(patterns))
+    inherited = tree.ignored
+
+    def ignored(rel: str) -> bool:
+        if inherited is not None and inherited(rel):
+            return True
+        inside = rel[len(base) :].lstrip("/") if base else rel
+        return bool(inside) and matcher.matches(inside)
+
+    return replace(
+        tree, ignored=ignored, descend_ignored=tree.descend_ignored or matcher.has_exclusions
+    )
+
+
 def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
     """Carry out one COPY; returns the rootfs paths it wrote (for the snapshot)."""
     matches: list[str] = []
+    trees: dict[str, tuple[SourceTree, str]] = {}
     for pattern in req.sources:
-        found = _glob(tree, pattern)
-        if not found and not _has_magic(pattern):
+        scoped = _excluding(tree, req.exclude, _source_base(tree, pattern))
+        found = _glob(scoped, pattern)
+        if not found and not _has_magic(pattern) and not req.exclude:
             raise BuildError(
                 f"{req.what} failed: {pattern!r} not found in the "
                 f"{'source image' if tree.is_rootfs else 'build context'}"
                 + ("" if tree.is_rootfs else " or excluded by .dockerignore")
             )
         matches.extend(found)
+        for rel in found:
+            trees[rel] = (scoped, _pivot(pattern))
     if not matches:
         raise BuildError(f"{req.what} failed: no source files were specified or matched")
     dest = clean_abs(req.dest, req.workdir)
@@ -202,24 +247,29 @@ def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
     keep_owner = tree.is_rootfs and not req.chown
     touched: list[str] = []
     for rel in matches:
+        scoped, pivot = trees[rel]
         src = _src_host(tree, rel)
         st = src.stat() if not tree.is_rootfs else os.lstat(src)
+        kept = rel[len(pivot) :].lstrip("/") if req.parents else ""
         if stat.S_ISDIR(st.st_mode):
-            touched += makedirs_in_root(rootfs, dest, uid=req.uid, gid=req.gid)
-            target_dir = resolve_in_root(rootfs, dest)
+            into = clean_abs(kept, dest) if kept else dest
+            touched += makedirs_in_root(rootfs, into, uid=req.uid, gid=req.gid)
+            target_dir = resolve_in_root(rootfs, into)
             if not (target_dir.exists()):
-                raise BuildError(f"{req.what}: cannot create {dest}")
-            if dest in touched:
+                raise BuildError(f"{req.what}: cannot create {into}")
+            if into in touched:
                 _apply_meta(target_dir, st, req, keep_owner)
-            for child, child_rel, child_st in _walk(src, rel, tree):
+            for child, child_rel, child_st in _walk(src, rel, scoped):
                 sub = child_rel[len(rel) :].lstrip("/") if rel else child_rel
-                host = resolve_in_root(rootfs, f"{dest}/{sub}", follow_final=False)
+                host = resolve_in_root(rootfs, f"{into}/{sub}", follow_final=False)
                 _copy_entry(child, child_st, host, req, keep_owner)
-                touched.append(clean_abs(sub, dest))
-            touched.append(dest)
+                touched.append(clean_abs(sub, into))
+            touched.append(into)
             continue
         name = rel.rsplit("/", 1)[-1] if rel else src.name
-        target = clean_abs(name, dest) if into_dir else dest
+        if kept:
+            name = kept
+        target = clean_abs(name, dest) if into_dir or kept else dest
         parent = target.rsplit("/", 1)[0] or "/"
         touched += makedirs_in_root(rootfs, parent, uid=req.uid, gid=req.gid)
         host = resolve_in_root(rootfs, target, follow_final=False)

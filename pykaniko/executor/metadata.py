@@ -122,7 +122,8 @@ def apply_metadata(
         case User(user=user):
             cfg = replace(cfg, user=user)
         case Cmd(args=args, shell=shell):
-            cfg = replace(cfg, cmd=_command(args, shell, cfg))
+            # BuildKit marks every CMD ArgsEscaped (kept for Docker image-spec compatibility)
+            cfg = replace(cfg, cmd=_command(args, shell, cfg), args_escaped=True)
         case Entrypoint(args=args, shell=shell):
             # Docker: a new ENTRYPOINT resets an inherited CMD unless this stage set one
             cfg = replace(

@@ -473,6 +473,8 @@ class _StageRun:
             chown=instr.chown is not None,
             chmod=chmod,
             what=what,
+            exclude=instr.exclude,
+            parents=isinstance(instr, Copy) and instr.parents,
         )
         touched: list[str] = []
         try:

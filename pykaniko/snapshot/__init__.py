@@ -31,7 +31,14 @@ symlink retarget, mtime and length restored   no     no     yes    yes
   tuple moved: an unchanged tuple (ctime included) means unchanged content.
 
 Directory identity (device, inode) is kept in every mode, so a replaced directory is
-always an opaque whiteout.
+always an opaque whiteout. The limit of every stat-based mode (``stat`` included): a
+same-size rewrite inside the same kernel timestamp tick as the previous change leaves
+mtime and ctime equal; only ``full`` sees it. "new" in the hardlink row: only the new
+name is in the layer (as a full copy when the first name is in a lower layer).
+
+The baseline comes from extraction (:meth:`Snapshotter.extract`), so deleting a base
+image file always gives a whiteout, whatever the mode; ``diff`` advances it, which is
+all ``--single-snapshot`` needs (one ``diff()`` at the end of the stage).
 """
 
 from __future__ import annotations

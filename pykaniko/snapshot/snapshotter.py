@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Sequence, Set
-from itertools import compress
-from operator import ne
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,7 +23,7 @@ from pykaniko.snapshot.changes import ChangeSet
 from pykaniko.snapshot.extract import ExtractReport, extract_layer
 from pykaniko.snapshot.ignore import IgnoreList, normalize
 from pykaniko.snapshot.modes import SnapshotMode, quick_key, semantic_key
-from pykaniko.snapshot.walk import Tree, walk, walk_names, walk_update
+from pykaniko.snapshot.walk import Baseline, Update, paths, scan, split, walk
 
 __all__ = ["Snapshotter"]
 
@@ -66,7 +64,7 @@ class Snapshotter:
         self._mode = mode
         self._ignore = ignore
         self._key = quick_key(mode)
-        self._keys: dict[str, object] = {}
+        self._tree: Baseline = {}
         self._dirs: dict[str, tuple[int, int]] = {}
         self._sem: dict[str, tuple[object, ...]] = {}
 
@@ -85,13 +83,13 @@ class Snapshotter:
     @property
     def baseline_size(self) -> int:
         """Number of paths in the baseline (for logs)."""
-        return len(self._keys)
+        return sum(len(sub) for sub in self._tree.values())
 
     def clone(self) -> Snapshotter:
         """An independent copy of this baseline: a speculative ``diff`` (dry runs,
         benchmarks) on the copy leaves this one where it is."""
         other = Snapshotter(self._root, mode=self._mode, ignore=self._ignore)
-        other._keys = dict(self._keys)
+        other._tree = {d: dict(sub) for d, sub in self._tree.items()}
         other._dirs = dict(self._dirs)
         other._sem = dict(self._sem)
         return other
@@ -102,32 +100,31 @@ class Snapshotter:
 
     def take_baseline(self) -> None:
         """Replace the baseline by a full walk of the rootfs now (``full`` reads all)."""
-        tree = walk(self._rootstr, ["/"], self._key, self._ignore)
-        self._keys = tree.keys
-        self._dirs = tree.dirs
+        self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
         self._sem = {}
         if self._mode is SnapshotMode.FULL:
-            self._sem = {p: self._semantic(p) for p in tree.keys}
+            self._sem = {p: self._semantic(p) for p in paths(self._tree)}
 
     def extract(self, stream: BinaryIO, *, what: str) -> ExtractReport:
         """Apply one uncompressed layer onto the rootfs and record it in the baseline."""
         full = self._mode is SnapshotMode.FULL
         result = extract_layer(stream, self._root, ignore=self._ignore, what=what, hashes=full)
-        if result.removed:
-            self._forget(result.removed)
+        self._forget(result.removed)
         root = self._rootstr
         key = self._key
         for p in sorted(result.touched):
             try:
                 st = os.lstat(root + p)
             except FileNotFoundError:
-                self._forget({p})
+                self._forget([p])
                 continue
-            self._keys[p] = key(st)
+            parent, name = split(p)
+            self._tree.setdefault(parent, {})[name] = key(st)
             if stat.S_ISDIR(st.st_mode):
                 self._dirs[p] = (st.st_dev, st.st_ino)
-            else:
-                self._dirs.pop(p, None)
+                self._tree.setdefault(p, {})
+            elif self._dirs.pop(p, None) is not None:
+                self._forget_below(p)
             if full:
                 self._sem[p] = semantic_key(root + p, st, result.hashes.get(p))
         return result.report
@@ -140,15 +137,22 @@ class Snapshotter:
         """
         starts, ancestors = self._scope(paths)
         if starts == ["/"]:
-            changed, added, replaced, gone = self._detect_all()
+            up = scan(
+                self._rootstr,
+                key=self._key,
+                ignore=self._ignore,
+                tree=self._tree,
+                dirs=self._dirs,
+                starts=[""],
+            )
         else:
-            changed, added, replaced, gone = self._detect_scoped(starts, ancestors)
-        for p in gone:
-            self._keys.pop(p, None)
-            self._dirs.pop(p, None)
+            up = self._detect_scoped(starts, ancestors)
+        changed = up.changed
+        added = up.added
+        for p in up.gone:
             self._sem.pop(p, None)
         ignore = self._ignore
-        deleted = sorted(p for p in gone if not ignore.ignored(p))
+        deleted = sorted(p for p in up.gone if not ignore.ignored(p))
 
         if self._mode is SnapshotMode.FULL:
             kept = []
@@ -159,7 +163,7 @@ class Snapshotter:
                 self._sem[p] = sem
             changed = kept
 
-        opaque = self._opaque(replaced, deleted, added)
+        opaque = self._opaque(up.replaced, deleted, added)
         deleted_set = set(deleted)
         dirs = self._dirs
         whiteouts = []
@@ -172,10 +176,13 @@ class Snapshotter:
             whiteouts.append(p)
 
         entries = set(changed)
+        entries |= self._link_partners(entries)
         if opaque:
             entries.update(opaque)
-            tops = tuple(d + "/" for d in opaque)
-            entries.update(p for p in self._keys if p.startswith(tops))
+            below = tuple(d + "/" for d in opaque)
+            for d, sub in self._tree.items():
+                if d in opaque or d.startswith(below):
+                    entries.update(d + "/" + n for n in sub)
         return ChangeSet(
             entries=tuple(sorted(entries)),
             whiteouts=tuple(whiteouts),
@@ -185,82 +192,90 @@ class Snapshotter:
             deleted=tuple(deleted),
         )
 
-    def _detect_all(self) -> tuple[list[str], frozenset[str], list[str], list[str]]:
-        """Whole-tree detection, updating the baseline's keys in place as it walks."""
-        before = len(self._keys)
-        up = walk_update(self._rootstr, self._key, self._ignore, self._keys, self._dirs)
-        gone: list[str] = []
-        missing = before - (up.seen - len(up.added))
-        if missing:
-            found = self._gone_below(up.changed, up.added)
-            if len(found) == missing:
-                gone = found
-            else:  # e.g. a directory's mtime was put back, or paths became ignored
-                present = walk_names(self._rootstr, self._ignore)
-                gone = [p for p in self._keys if p not in present]
-        return up.changed, up.added, up.replaced, gone
-
-    def _gone_below(self, changed: list[str], added: Set[str]) -> list[str]:
-        """Baseline paths that vanished, found without a second walk.
-
-        Removing a name moves its directory's mtime, so only the root and directories
-        whose key moved need listing; a path that stopped being a directory lost its
-        whole subtree. The caller checks the count against what the walk missed.
-        """
-        root = self._rootstr
-        listing: dict[str, set[str]] = {"": set(os.listdir(root))}
-        lost: list[str] = []
-        for p in changed:
-            if p in added:
-                continue
-            if p in self._dirs:
-                try:
-                    listing[p] = set(os.listdir(root + p))
-                except OSError:
-                    lost.append(p + "/")
-            else:
-                lost.append(p + "/")
-        lost_prefixes = tuple(lost)
-        tops: list[str] = []
-        gone: set[str] = set()
-        for k in self._keys:
-            parent, _, name = k.rpartition("/")
-            names = listing.get(parent)
-            if names is not None:
-                if name not in names:
-                    tops.append(k)
-            elif lost_prefixes and k.startswith(lost_prefixes):
-                gone.add(k)
-        if tops:
-            gone.update(tops)
-            below = tuple(t + "/" for t in tops)
-            gone.update(k for k in self._keys if k.startswith(below))
-        return list(gone)
-
-    def _detect_scoped(
-        self, starts: list[str], ancestors: list[str]
-    ) -> tuple[list[str], frozenset[str], list[str], list[str]]:
-        """Detection below ``starts`` only (COPY, WORKDIR: the caller knows the paths)."""
-        tree = walk(self._rootstr, starts, self._key, self._ignore)
-        for a in ancestors:
-            self._stat_into(tree, a)
-        old = self._keys
-        new = tree.keys
-        changed = list(compress(new, map(ne, new.values(), map(old.get, new))))
-        added = frozenset(p for p in changed if p not in old)
-        old_dirs = self._dirs
-        replaced = [p for p, ident in tree.dirs.items() if old_dirs.get(p, ident) != ident]
-        exact = set(starts) | set(ancestors)
-        prefixes = tuple(s + "/" for s in starts)
-        gone = [k for k in old if (k in exact or k.startswith(prefixes)) and k not in new]
-        old.update(new)
-        for p in new:
-            if p not in tree.dirs:
-                old_dirs.pop(p, None)
-        old_dirs.update(tree.dirs)
-        return changed, added, replaced, gone
-
     # -- internals -------------------------------------------------------------------
+
+    def _link_partners(self, entries: set[str]) -> set[str]:
+        """Other names of multiply-linked files in ``entries``.
+
+        Linking to a file of a lower layer copies it up under overlayfs, so Docker's
+        layer holds every name of the inode as one hardlink group. Only when some name
+        is missing from the layer do we look through the known paths for it: rare, and
+        a stat per path at worst.
+        """
+        wanted: dict[tuple[int, int], int] = {}
+        for p in entries:
+            try:
+                st = os.lstat(self._rootstr + p)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                wanted[key] = wanted.get(key, st.st_nlink) - 1
+        if not any(n > 0 for n in wanted.values()):
+            return set()
+        found: set[str] = set()
+        for p in paths(self._tree):
+            if p in entries:
+                continue
+            try:
+                st = os.lstat(self._rootstr + p)
+            except OSError:
+                continue
+            if st.st_nlink > 1 and wanted.get((st.st_dev, st.st_ino), 0) > 0:
+                found.add(p)
+                wanted[(st.st_dev, st.st_ino)] -= 1
+                if not any(n > 0 for n in wanted.values()):
+                    break
+        return found
+
+    def _detect_scoped(self, starts: list[str], ancestors: list[str]) -> Update:
+        """Detection below ``starts`` only (COPY, WORKDIR: the caller knows the paths)."""
+        changed: list[str] = []
+        added: set[str] = set()
+        replaced: list[str] = []
+        gone: list[str] = []
+        scan_dirs: list[str] = []
+        for p in [*ancestors, *starts]:
+            if self._ignore.ignored(p):
+                continue
+            parent, name = split(p)
+            sub = self._tree.setdefault(parent, {})
+            try:
+                st = os.lstat(self._rootstr + p)
+            except FileNotFoundError:
+                gone.extend(self._forget([p]))
+                continue
+            k = self._key(st)
+            old = sub.get(name)
+            if old != k:
+                sub[name] = k
+                changed.append(p)
+                if old is None:
+                    added.add(p)
+            if stat.S_ISDIR(st.st_mode):
+                ident = (st.st_dev, st.st_ino)
+                od = self._dirs.get(p)
+                if od is not None and od != ident:
+                    replaced.append(p)
+                self._dirs[p] = ident
+                if p in starts and p not in self._ignore.prefix:
+                    scan_dirs.append(p)
+            elif self._dirs.pop(p, None) is not None:
+                gone.extend(self._forget_below(p))
+        if scan_dirs:
+            up = scan(
+                self._rootstr,
+                key=self._key,
+                ignore=self._ignore,
+                tree=self._tree,
+                dirs=self._dirs,
+                starts=scan_dirs,
+            )
+            changed += up.changed
+            added |= up.added
+            replaced += up.replaced
+            gone += up.gone
+        return Update(changed, frozenset(added), replaced, gone)
 
     def _scope(self, paths: Sequence[str] | None) -> tuple[list[str], list[str]]:
         if paths is None:
@@ -271,17 +286,6 @@ class Snapshotter:
         starts = _minimal(norm)
         ancestors = sorted({a for s in starts for a in _ancestors(s)} - set(starts))
         return starts, ancestors
-
-    def _stat_into(self, tree: Tree, path: str) -> None:
-        if self._ignore.ignored(path):
-            return
-        try:
-            st = os.lstat(self._rootstr + path)
-        except FileNotFoundError:
-            return
-        tree.keys[path] = self._key(st)
-        if stat.S_ISDIR(st.st_mode):
-            tree.dirs[path] = (st.st_dev, st.st_ino)
 
     def _semantic(self, path: str) -> tuple[object, ...]:
         full = self._rootstr + path
@@ -316,14 +320,42 @@ class Snapshotter:
         except OSError:
             return []
 
-    def _forget(self, tops: Set[str]) -> None:
-        """Drop removed subtrees from the baseline."""
-        if len(tops) <= 256:
-            prefixes = tuple(t + "/" for t in tops)
-            doomed = [k for k in self._keys if k in tops or k.startswith(prefixes)]
+    def _forget(self, tops: Iterable[str]) -> list[str]:
+        """Drop paths and their subtrees from the baseline; returns what was known."""
+        top_set = set(tops)
+        out: list[str] = []
+        if not top_set:
+            return out
+        for t in top_set:
+            parent, name = split(t)
+            sub = self._tree.get(parent)
+            if sub is not None and sub.pop(name, None) is not None:
+                out.append(t)
+            self._dirs.pop(t, None)
+        if len(top_set) <= 64:
+            below = tuple(t + "/" for t in top_set)
+
+            def inside(k: str) -> bool:
+                return k in top_set or k.startswith(below)
         else:
-            doomed = [k for k in self._keys if _under_any(k, tops)]
-        for k in doomed:
-            del self._keys[k]
-            self._dirs.pop(k, None)
-            self._sem.pop(k, None)
+
+            def inside(k: str) -> bool:
+                return _under_any(k, top_set)
+
+        for d in [d for d in self._tree if inside(d)]:
+            base = d + "/"
+            out.extend(base + n for n in self._tree.pop(d))
+        for d in [d for d in self._dirs if inside(d)]:
+            del self._dirs[d]
+        if self._sem:
+            for k in [k for k in self._sem if inside(k)]:
+                del self._sem[k]
+        return out
+
+    def _forget_below(self, path: str) -> list[str]:
+        """Drop what the baseline knew below ``path`` (it is no directory any more)."""
+        sub = self._tree.pop(path, None)
+        if not sub:
+            return []
+        kids = [path + "/" + n for n in sub]
+        return kids + self._forget(kids)  # _forget finds the deeper ones

@@ -351,14 +351,8 @@ def test_full_mode_rereads_only_when_stat_moves(root: Path) -> None:
     assert s.diff().modified == ("/etc/passwd",)
 
 
-def test_deletions_found_without_a_second_walk(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pykaniko.snapshot.snapshotter as mod
-
-    def no_walk(*_: object) -> set[str]:
-        raise AssertionError("second walk not needed")
-
+def test_deletions_and_type_changes_in_one_walk(root: Path) -> None:
     s = _snap(root, SnapshotMode.TIME)
-    monkeypatch.setattr(mod, "walk_names", no_walk)
     shutil.rmtree(root / "a/b/c")
     os.unlink(root / "etc/passwd")
     (root / "etc").rmdir()
@@ -366,6 +360,14 @@ def test_deletions_found_without_a_second_walk(root: Path, monkeypatch: pytest.M
     cs = s.diff()
     assert cs.whiteouts == ("/a/b/c",)
     assert set(cs.deleted) == {"/a/b/c", "/a/b/c/f", "/etc/passwd"}
+    assert "/etc" in cs.modified
+    (root / "etc").unlink()
+    (root / "etc").mkdir()
+    (root / "etc/passwd").write_text("back")
+    cs = s.diff()
+    assert cs.added == ("/etc/passwd",)
+    assert not cs.whiteouts
+    assert not cs.opaque
 
 
 @pytest.mark.parametrize("mode", list(SnapshotMode))
@@ -378,4 +380,26 @@ def test_deletion_behind_a_restored_dir_mtime(root: Path, mode: SnapshotMode) ->
     os.utime(root / "a/b/c", ns=(st.st_atime_ns, st.st_mtime_ns))
     cs = s.diff()
     assert "/a/b/c/f" in cs.deleted
-    assert cs.opaque == ("/a/b/c",) or cs.whiteouts == ("/a/b/c/f",)
+    assert cs.opaque == ("/a/b/c",), "every old child gone, a new one there"
+
+
+def test_paths_ignored_later_leave_quietly(root: Path) -> None:
+    s = _snap(root)
+    s.set_ignore(s.ignore.with_paths(["/a/b"]))
+    shutil.rmtree(root / "a/b")
+    cs = s.diff()
+    assert cs.entries == ("/a",), "the parent changed; nothing below it is reported"
+    assert not cs.whiteouts
+    assert s.diff().is_empty
+
+
+def test_scoped_diff_of_replaced_and_vanished_paths(root: Path) -> None:
+    s = _snap(root)
+    shutil.rmtree(root / "a/b/c")
+    (root / "a/b/c").write_text("file now")
+    os.unlink(root / "a/b/g")
+    cs = s.diff(["/a/b/c", "/a/b/g"])
+    assert "/a/b/c" in cs.entries
+    assert cs.whiteouts == ("/a/b/g",)
+    assert "/a/b/c/f" in cs.deleted
+    assert s.diff().is_empty

@@ -1,0 +1,1 @@
+"""Tests for pykaniko.snapshot: real temp dirs, no fakes."""
