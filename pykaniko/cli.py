@@ -233,7 +233,7 @@ def _dockerfile(text: str, context: Path) -> Path:
 
 def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOptions:
     context = _context(ns.context, ns.context_sub_path)
-    no_push = bool(ns.no_push) or env.get("KANIKO_NO_PUSH", "").lower() in _TRUE
+    no_push = bool(ns.no_push or ns.dry_run) or env.get("KANIKO_NO_PUSH", "").lower() in _TRUE
     if ns.bucket:
         raise ConfigError(
             f"--bucket={ns.bucket}: bucket build contexts are not supported",

@@ -196,7 +196,6 @@ class _Build:
             resolve_from=self.plan.resolve_from,
             stage_output=self.stage_output,
             image_rootfs=self.image_rootfs,
-            pull=self.pull,
         )
         for skipped in self.plan.skipped:
             self.events(StageSkipped(skipped.stage.index, skipped.stage.name, skipped.reason))

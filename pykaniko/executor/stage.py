@@ -56,6 +56,7 @@ from pykaniko.executor.copy import (
 from pykaniko.executor.events import EventSink, LayerCreated, StepOutput, StepStarted
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
 from pykaniko.executor.metadata import (
+    DEFAULT_PATH,
     DEFAULT_SHELL,
     apply_metadata,
     created_by_metadata,
@@ -66,7 +67,7 @@ from pykaniko.executor.sandbox import BindMount, RunSpec, Sandbox
 from pykaniko.executor.users import Identity, resolve_chown, resolve_user
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
-from pykaniko.image.config import History, ImageConfig
+from pykaniko.image.config import ContainerConfig, History, ImageConfig
 from pykaniko.image.layerfile import LayerWriter, open_uncompressed
 from pykaniko.image.manifest import Descriptor
 from pykaniko.registry import PulledImage, RegistryClient
@@ -113,7 +114,6 @@ class StageContext:
     resolve_from: Callable[[int, str], StageBase | ImageBase]
     stage_output: Callable[[int], StageOutput]
     image_rootfs: Callable[[str], Path]
-    pull: Callable[[str, str | None], PulledImage]
 
 
 def empty_config(options: BuildOptions) -> ImageConfig:
@@ -316,7 +316,7 @@ class _StageRun:
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={ident.home if ident.uid else '/root'}")
         if not any(e.startswith("PATH=") for e in env):
-            env.append("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            env.append(f"PATH={DEFAULT_PATH}")
         workdir = cfg.working_dir or "/"
         makedirs_in_root(self.fs_root, workdir)
         scratch: list[Path] = []
@@ -622,11 +622,14 @@ def build_stage(
             scope=None,
             pending=[(d, pulled) for d in pulled.manifest.layers],
         )
-    else:
+    else:  # scratch: BuildKit's empty image carries the default PATH
         out = StageOutput(
             index=index,
             name=None,
-            config=empty_config(o),
+            config=replace(
+                empty_config(o),
+                config=ContainerConfig(env=(f"PATH={DEFAULT_PATH}",)),
+            ),
             layers=[],
             docker=True,
             sources=[],
@@ -636,8 +639,6 @@ def build_stage(
         out.docker = False
         out.layers = [_to_oci(d) for d in out.layers]
     cfg = out.config
-    if not cfg.config.env:
-        cfg = replace(cfg, config=cfg.config.with_env("PATH", _DEFAULT_PATH))
     if o.labels:
         cfg = replace(cfg, config=replace(cfg.config, labels={**cfg.config.labels, **o.labels}))
     triggers = cfg.config.on_build
@@ -652,9 +653,6 @@ def build_stage(
         steps = trig + steps
     out.scope = runner.run_all(steps, scope)
     return out
-
-
-_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _source_for(desc: Descriptor, base: StageOutput) -> PulledImage | None:

@@ -17,15 +17,15 @@ content rewrite, size kept, mtime restored    no     no     yes    yes
 chmod / chown                                 no     yes    yes    yes
 xattr change (security.capability)            no     no     yes    yes
 xattr change (user.*)                         no     no     yes    no
-new hardlink to an existing file              new    new    both   new
+new hardlink to an existing file              both   both   both   both
 symlink retarget, mtime and length restored   no     no     yes    yes
 ============================================  =====  =====  =====  =====
 
 * ``time``: mtime only (Kaniko's ``time``).
 * ``redo``: (mode, uid, gid, size, mtime), no content reads (Kaniko's ``redo``).
-* ``stat``: ours: the whole lstat tuple, including inode, device, link count and
-  ctime_ns. ctime cannot be set from user space, so every rewrite that restores mtime
-  is still seen, at stat cost. A hardlink also marks the first name (link count).
+* ``stat``: ours: (dev, inode, ctime_ns, mtime_ns). The kernel moves ctime on every
+  inode change and user space cannot set it, so every rewrite that restores mtime is
+  still seen, at the cost of a stat walk.
 * ``full``: content hash (xxh3-128) plus mode, owner, size, mtime, symlink target and
   ``security.capability`` (Kaniko's default). It re-reads a file only when its stat
   tuple moved: an unchanged tuple (ctime included) means unchanged content.
@@ -33,8 +33,9 @@ symlink retarget, mtime and length restored   no     no     yes    yes
 Directory identity (device, inode) is kept in every mode, so a replaced directory is
 always an opaque whiteout. The limit of every stat-based mode (``stat`` included): a
 same-size rewrite inside the same kernel timestamp tick as the previous change leaves
-mtime and ctime equal; only ``full`` sees it. "new" in the hardlink row: only the new
-name is in the layer (as a full copy when the first name is in a lower layer).
+mtime and ctime equal; only ``full`` sees it. "both" in the hardlink row: a new link
+to a file of a lower layer brings the file's other names into the layer as one
+hardlink group, as overlayfs copy-up does under Docker.
 
 The baseline comes from extraction (:meth:`Snapshotter.extract`), so deleting a base
 image file always gives a whiteout, whatever the mode; ``diff`` advances it, which is

@@ -26,20 +26,12 @@ CAPABILITY: Final = "security.capability"
 
 QuickKey = Callable[[os.stat_result], object]
 
-# The whole lstat tuple minus atime: ctime and inode cannot be set from user space, so
-# any rewrite (cp -p, touch -d, tar -x, chmod back and forth, xattr edits) shows up.
-_STAT_FIELDS: Final = (
-    "st_mode",
-    "st_uid",
-    "st_gid",
-    "st_size",
-    "st_mtime_ns",
-    "st_ino",
-    "st_dev",
-    "st_nlink",
-    "st_ctime_ns",
-    "st_rdev",
-)
+# The kernel moves ctime on every inode change (content, mode, owner, link count,
+# xattrs, and every utime call), and neither ctime nor the inode number can be set from
+# user space: (dev, ino, ctime) therefore sees everything the whole lstat tuple would,
+# cp -p, touch -d and tar -x rewrites included, with a four-field compare. mtime stays
+# for filesystems whose ctime is coarser than their mtime.
+_STAT_FIELDS: Final = ("st_ino", "st_dev", "st_ctime_ns", "st_mtime_ns")
 
 
 class SnapshotMode(enum.Enum):
