@@ -240,7 +240,6 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
             hint="download and unpack the context into a directory first",
         )
     _pairs(ns.git, "--git")
-    _pairs(ns.annotation, "--annotation")
     # as Kaniko: the environment variables add to the flags
     mirrors = list(ns.registry_mirror)
     if env.get("KANIKO_REGISTRY_MIRROR"):
@@ -287,6 +286,8 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         # as Kaniko: only a level > 0 is applied (0 is not "store uncompressed")
         compression_level=ns.compression_level if ns.compression_level > 0 else None,
         reproducible=ns.reproducible,
+        push_ignore_immutable_tag_errors=ns.push_ignore_immutable_tag_errors,
+        annotations=_pairs(ns.annotation, "--annotation"),
     )
     return BuildOptions(
         context=context,
@@ -387,8 +388,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     debug = debug or ns.verbosity in ("debug", "trace")
     _setup_logging(ns.verbosity, ns.log_timestamp)
-    if ns.annotation:
-        log.warning("--annotation: manifest annotations are not applied in this version")
     if ns.cache:
         log.warning(
             "--cache: the layer cache is not implemented in this version; building without it"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from pykaniko.dockerfile import (
     plan_build,
     render_plan,
 )
-from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError
+from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError, RegistryError
 from pykaniko.executor.events import (
     BuildFinished,
     EventSink,
@@ -35,6 +35,7 @@ from pykaniko.executor.events import (
     StageSkipped,
     StageStarted,
 )
+from pykaniko.executor.fsutil import clean_abs, resolve_in_root
 from pykaniko.executor.options import BuildOptions
 from pykaniko.executor.sandbox import Sandbox
 from pykaniko.executor.stage import StageContext, StageOutput, build_stage
@@ -45,7 +46,7 @@ from pykaniko.image.manifest import Descriptor, Manifest
 from pykaniko.image.platform import Platform, host_platform
 from pykaniko.image.reference import Reference, parse_reference
 from pykaniko.registry import PulledImage, RegistryClient
-from pykaniko.snapshot import SnapshotMode, Snapshotter, build_ignore_list
+from pykaniko.snapshot import IgnoreList, extract_layer
 
 __all__ = ["BuildResult", "build", "load_plan"]
 
@@ -131,7 +132,7 @@ class _Build:
         self.workspace = workspace
         self.outputs: dict[int, StageOutput] = {}
         self.pulled: dict[str, PulledImage] = {}
-        self.image_roots: dict[str, Path] = {}
+        self.image_roots: dict[tuple[str, tuple[str, ...]], Path] = {}
         self.last_use = self._last_use()
 
     def _last_use(self) -> dict[int, int]:
@@ -152,25 +153,31 @@ class _Build:
             self.pulled[key] = self.registry.pull(ref, plat, self.workspace.store)
         return self.pulled[key]
 
-    def image_rootfs(self, reference: str) -> Path:
-        """An external image for ``COPY --from``/mounts: extracted once into a scratch root."""
-        if reference not in self.image_roots:
+    def image_rootfs(self, reference: str, sources: Sequence[str] = ("/",)) -> Path:
+        """An external image for ``COPY --from``/``RUN --mount from=``: pulled, and
+        extracted into a scratch root only as far as ``sources`` need (directories and
+        symlinks always, files only below the sources' fixed prefixes)."""
+        prefixes = tuple(sorted({_fixed_prefix(s) for s in sources}))
+        key = (reference, () if "/" in prefixes else prefixes)
+        if key not in self.image_roots:
             pulled = self.pull(reference, None)
             root = self.workspace.scratch("image")
             os.chmod(root, 0o755)
-            snap = Snapshotter(
-                root,
-                mode=SnapshotMode.TIME,
-                ignore=build_ignore_list(rootfs=root, ignore_var_run=False),
-            )
+            select = None if not key[1] else _under_prefixes(root, key[1])
             layers = list(pulled.manifest.layers)
             self.registry.fetch_layers(pulled, layers, self.workspace.store)
             for desc in layers:
                 path = self.workspace.store.path(desc.digest)
                 with open_uncompressed(path, digest=desc.digest) as stream:
-                    snap.extract(stream, what=f"{reference} layer {desc.digest[:19]}")
-            self.image_roots[reference] = root
-        return self.image_roots[reference]
+                    extract_layer(
+                        stream,
+                        root,
+                        ignore=IgnoreList.of(),
+                        what=f"{reference} layer {desc.digest[:19]}",
+                        select=select,
+                    )
+            self.image_roots[key] = root
+        return self.image_roots[key]
 
     def stage_output(self, index: int) -> StageOutput:
         try:
@@ -265,6 +272,32 @@ class _Build:
                 out.rootfs, out.snapshotter = None, None
 
 
+def _fixed_prefix(source: str) -> str:
+    """The part of a COPY source before its first wildcard, as a rootfs path."""
+    fixed: list[str] = []
+    for part in clean_abs(source).split("/")[1:]:
+        if any(c in part for c in "*?["):
+            break
+        fixed.append(part)
+    return "/" + "/".join(fixed)
+
+
+def _under_prefixes(root: Path, prefixes: tuple[str, ...]) -> Callable[[str], bool]:
+    """``select`` for a partial extraction: a path is wanted when it lies below one of
+    ``prefixes``, taken literally or through the symlinks already extracted."""
+
+    def wanted(path: str) -> bool:
+        for prefix in prefixes:
+            host = resolve_in_root(root, prefix)
+            real = "/" + host.relative_to(root).as_posix() if host != root else "/"
+            for p in (prefix, real):
+                if p in ("/", path) or path.startswith(p + "/"):
+                    return True
+        return False
+
+    return wanted
+
+
 def _ensure_rootfs(ctx: StageContext, out: StageOutput) -> None:
     from pykaniko.executor.stage import _StageRun
 
@@ -283,6 +316,7 @@ def assemble(
         media_type=media,
         config=Descriptor(config_media, digest, len(config_raw)),
         layers=tuple(out.layers),
+        annotations=options.outputs.annotations,
     )
     store_put(manifest.raw)
     return manifest, config_raw
@@ -334,6 +368,21 @@ def build(
     return BuildResult(digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds)
 
 
+_IMMUTABLE_MARKERS = (
+    "tag immutable",
+    "immutable tag",
+    "cannot be overwritten because the repository is immutable",
+    "imagetagalreadyexistsexception",
+    "tag invalid: the image tag",
+)
+
+
+def _is_immutable_tag_error(exc: RegistryError) -> bool:
+    """The texts Artifact Registry, ECR and Harbor use when a tag may not move."""
+    text = f"{exc.message} {exc.hint or ''}".lower()
+    return any(marker in text for marker in _IMMUTABLE_MARKERS)
+
+
 def _deliver(
     *,
     options: BuildOptions,
@@ -377,7 +426,13 @@ def _deliver(
         write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
     if o.no_push:
         return
-    pushed = registry.push(manifest, refs, workspace.store, sources=final.sources)
+    try:
+        pushed = registry.push(manifest, refs, workspace.store, sources=final.sources)
+    except RegistryError as exc:
+        if not (o.push_ignore_immutable_tag_errors and _is_immutable_tag_error(exc)):
+            raise
+        events(Notice("warning", f"ignoring an immutable-tag error: {exc.message}"))
+        return
     for ref in refs:
         events(ImagePushed(str(ref), pushed))
     if pushed != digest:

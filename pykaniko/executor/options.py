@@ -36,6 +36,8 @@ class OutputOptions:
     compression: Compression = "gzip"
     compression_level: int | None = None
     reproducible: bool = False
+    push_ignore_immutable_tag_errors: bool = False
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.compression not in ("gzip", "zstd"):

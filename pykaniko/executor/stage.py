@@ -113,7 +113,7 @@ class StageContext:
     context_has_exceptions: bool
     resolve_from: Callable[[int, str], StageBase | ImageBase]
     stage_output: Callable[[int], StageOutput]
-    image_rootfs: Callable[[str], Path]
+    image_rootfs: Callable[[str, Sequence[str]], Path]
 
 
 def empty_config(options: BuildOptions) -> ImageConfig:
@@ -439,7 +439,7 @@ class _StageRun:
             root = (
                 self.ctx.stage_output(ref.index).rootfs
                 if isinstance(ref, StageBase)
-                else self.ctx.image_rootfs(ref.reference)
+                else self.ctx.image_rootfs(ref.reference, (m.source or "/",))
             )
             assert root is not None
             source = resolve_in_root(root, m.source or "/")
@@ -479,7 +479,7 @@ class _StageRun:
         touched: list[str] = []
         try:
             if isinstance(instr, Copy) and instr.from_:
-                tree = self._from_tree(instr.from_)
+                tree = self._from_tree(instr.from_, instr.sources)
             else:
                 tree = SourceTree(
                     root=self.ctx.options.context,
@@ -550,14 +550,15 @@ class _StageRun:
         finally:
             self.ctx.workspace.remove(holder)
 
-    def _from_tree(self, ref: str) -> SourceTree:
+    def _from_tree(self, ref: str, sources: Sequence[str]) -> SourceTree:
         target = self.ctx.resolve_from(self.index, ref)
         if isinstance(target, StageBase):
             out = self.ctx.stage_output(target.index)
             if out.rootfs is None:
                 raise BuildError(f"stage {ref!r} has no filesystem to copy from")
             return SourceTree(root=out.rootfs, is_rootfs=True)
-        return SourceTree(root=self.ctx.image_rootfs(target.reference), is_rootfs=True)
+        root = self.ctx.image_rootfs(target.reference, sources)
+        return SourceTree(root=root, is_rootfs=True)
 
 
 def _local_archive(tree: SourceTree, src: str) -> BinaryIO | None:

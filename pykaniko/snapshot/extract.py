@@ -24,7 +24,7 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final, cast
@@ -78,22 +78,35 @@ def extract_layer(
     ignore: IgnoreList,
     what: str = "layer",
     hashes: bool = False,
+    select: Callable[[str], bool] | None = None,
 ) -> ExtractResult:
     """Apply the tar in ``stream`` onto ``root`` and read ``stream`` to its end.
 
     Draining matters: :func:`pykaniko.image.layerfile.open_uncompressed` checks the
     blob digest only at EOF. ``hashes`` asks for xxh3-128 of every regular file
-    written (``full`` mode seeds its baseline with them).
+    written (``full`` mode seeds its baseline with them). ``select``, when given, is
+    asked for every file, FIFO and device (by its rootfs path, parents resolved) and
+    only those it accepts are written; directories, symlinks, hardlinks to written
+    files and whiteouts always are, so a partial tree still resolves its paths
+    (``COPY --from=<image>`` needs a few files, not the whole image).
     """
-    return _Extractor(root, ignore, what, hashes).run(stream)
+    return _Extractor(root, ignore, what, hashes, select).run(stream)
 
 
 class _Extractor:
     """One layer's extraction state; used once."""
 
-    def __init__(self, root: Path, ignore: IgnoreList, what: str, hashes: bool) -> None:
+    def __init__(
+        self,
+        root: Path,
+        ignore: IgnoreList,
+        what: str,
+        hashes: bool,
+        select: Callable[[str], bool] | None = None,
+    ) -> None:
         self.root = os.path.abspath(root).rstrip("/")
         self.ignore = ignore
+        self.select = select
         self.what = what
         self.want_hashes = hashes
         self.touched: set[str] = set()
@@ -183,6 +196,10 @@ class _Extractor:
         assert parent is not None
         rel = parent + "/" + name
         if self.ignore.ignored(rel):
+            self.skipped += 1
+            return
+        partial = self.select is not None and not (m.isdir() or m.issym() or m.islnk())
+        if partial and self.select is not None and not self.select(rel):
             self.skipped += 1
             return
         self.hashes.pop(rel, None)  # an earlier entry of this layer at the same path

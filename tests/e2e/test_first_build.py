@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import run_pykaniko
-from tests.support.readers import pull_to_oci, skopeo_inspect, umoci_unpack
+from tests.support.readers import pull_to_oci, run_tool, skopeo_inspect, umoci_unpack
 from tests.support.registry import RegistryServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -156,3 +156,29 @@ def test_missing_base_image_names_the_registry(
     assert "no/such" in stderr
     assert "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_annotations_and_zstd(registry: RegistryServer, tmp_path: Path, kaniko_dir: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("zstd layer\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /\n")
+    dest = f"{registry.host}/e2e/annotated:1"
+    status, stderr = _build(
+        ctx, dest, kaniko_dir, "--annotation", "org.example.key=value", "--compression=zstd"
+    )
+    assert status == 0, stderr
+    raw = skopeo_inspect(dest, raw=True)
+    assert raw["annotations"] == {"org.example.key": "value"}
+    assert raw["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert raw["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+    # umoci 0.4 cannot read zstd: skopeo (which can) recompresses it to gzip first
+    layout = tmp_path / "oci"
+    run_tool(
+        [
+            "skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-compress",
+            "--dest-compress-format=gzip", f"docker://{dest}", f"oci:{layout}:image",
+        ]
+    )  # fmt: skip
+    rootfs = umoci_unpack(layout, "image", tmp_path / "bundle")
+    assert (rootfs / "f.txt").read_text() == "zstd layer\n"
