@@ -50,7 +50,11 @@ def build(
     )
     try:
         return _run_build(
-            options, registry=client, sandbox=sandbox or ChrootSandbox(), events=events
+            options,
+            registry=client,
+            sandbox=sandbox or ChrootSandbox(),
+            events=events,
+            env=environ,
         )
     finally:
         if registry is None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -200,12 +200,8 @@ def _work_dir(flag: str | None, env: Mapping[str, str]) -> Path:
     if env.get("KANIKO_DIR"):
         return Path(env["KANIKO_DIR"])
     kaniko = Path("/kaniko")
-    try:
-        kaniko.mkdir(exist_ok=True)
-        if os.access(kaniko, os.W_OK):
-            return kaniko
-    except OSError:
-        pass
+    if os.access(kaniko if kaniko.exists() else kaniko.parent, os.W_OK):
+        return kaniko  # created by the build itself, not by parsing flags
     cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "pykaniko"
 
@@ -392,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning(
             "--cache: the layer cache is not implemented in this version; building without it"
         )
-    started = time.monotonic()
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         result = build(options, on_event=_Renderer(timestamps=ns.log_timestamp), env=env)
     except PykanikoError as err:
@@ -402,8 +398,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except _Terminated as exc:
+        print(f"error: stopped by signal {exc.signum}", file=sys.stderr)
+        return 128 + exc.signum
+    except Exception as exc:  # a bug of ours: one line, the traceback only when asked
+        if debug:
+            log.exception("internal error")
+        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 70
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if options.dry_run:
         print(result.plan_text, end="" if result.plan_text.endswith("\n") else "\n")
-        return 0
-    del started
     return 0
+
+
+class _Terminated(BaseException):
+    """SIGTERM/SIGHUP, raised in the main thread so every cleanup handler runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    del frame
+    raise _Terminated(signum)

@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pykaniko.dockerfile import (
     BuildPlan,
+    Copy,
     DockerIgnore,
     ImageBase,
+    PlannedStage,
+    Run,
     ScratchBase,
     StageBase,
     StageScope,
@@ -38,7 +41,7 @@ from pykaniko.executor.events import (
 from pykaniko.executor.fsutil import clean_abs, resolve_in_root
 from pykaniko.executor.options import BuildOptions
 from pykaniko.executor.sandbox import Sandbox
-from pykaniko.executor.stage import StageContext, StageOutput, build_stage
+from pykaniko.executor.stage import StageContext, StageOutput, build_stage, ensure_rootfs
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.layerfile import open_uncompressed
@@ -97,9 +100,16 @@ def _dockerignore(options: BuildOptions) -> DockerIgnore | None:
     return None
 
 
-def _created(options: BuildOptions) -> tuple[str, int | None]:
+def _created(options: BuildOptions, env: Mapping[str, str]) -> tuple[str, int | None]:
+    """The image's creation time, and the mtime clamp of ``--reproducible``."""
     if options.outputs.reproducible:
-        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0") or 0)
+        text = env.get("SOURCE_DATE_EPOCH", "0") or "0"
+        try:
+            epoch = int(text)
+        except ValueError:
+            raise ConfigError(
+                f"SOURCE_DATE_EPOCH={text!r}: expected seconds since the epoch"
+            ) from None
         stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return stamp, epoch
     now = datetime.now(UTC)
@@ -123,8 +133,12 @@ class _Build:
         sandbox: Sandbox,
         events: EventSink,
         workspace: Workspace,
+        env: Mapping[str, str],
+        created: tuple[str, int | None],
     ) -> None:
         self.options = options
+        self.env = env
+        self.created = created
         self.plan = plan
         self.registry = registry
         self.sandbox = sandbox
@@ -137,12 +151,10 @@ class _Build:
 
     def _last_use(self) -> dict[int, int]:
         """For each stage, the position of the last planned stage that needs it."""
-        order = [p.stage.index for p in self.plan.stages]
         last: dict[int, int] = {}
         for pos, planned in enumerate(self.plan.stages):
             for dep in planned.dependencies:
                 last[dep] = pos
-        del order
         return last
 
     def pull(self, reference: str, platform: str | None) -> PulledImage:
@@ -186,7 +198,7 @@ class _Build:
             raise BuildError(f"stage {index} has not been built") from None
 
     def run(self) -> StageOutput:
-        created, clamp = _created(self.options)
+        created, clamp = self.created
         ignore = _dockerignore(self.options)
         ctx = StageContext(
             options=self.options,
@@ -203,6 +215,7 @@ class _Build:
             resolve_from=self.plan.resolve_from,
             stage_output=self.stage_output,
             image_rootfs=self.image_rootfs,
+            environ=self.env,
         )
         for skipped in self.plan.skipped:
             self.events(StageSkipped(skipped.stage.index, skipped.stage.name, skipped.reason))
@@ -224,7 +237,11 @@ class _Build:
                 case ScratchBase():
                     label = "scratch"
             self.events(StageStarted(stage.index, stage.name, label))
-            take_over = base_out is not None and self.last_use.get(base_out.index) == pos
+            take_over = (
+                base_out is not None
+                and self.last_use.get(base_out.index) == pos
+                and not _uses_besides_from(self.plan, planned, base_out.index)
+            )
             image_env = (
                 base_out.config.config.env
                 if base_out is not None
@@ -256,7 +273,7 @@ class _Build:
                 last > pos for dep, last in self.last_use.items() if dep == stage.index
             )
             if needed_later:
-                _ensure_rootfs(ctx, out)
+                ensure_rootfs(ctx, out)
             self._release(pos)
             final = out
         assert final is not None
@@ -298,10 +315,23 @@ def _under_prefixes(root: Path, prefixes: tuple[str, ...]) -> Callable[[str], bo
     return wanted
 
 
-def _ensure_rootfs(ctx: StageContext, out: StageOutput) -> None:
-    from pykaniko.executor.stage import _StageRun
-
-    _StageRun(ctx, out.index, out).ensure_fs()
+def _uses_besides_from(plan: BuildPlan, planned: PlannedStage, base: int) -> bool:
+    """Whether a stage reads its base stage other than through FROM (COPY --from, a
+    RUN mount): then the base's rootfs must outlive the child's changes to its own."""
+    for step in planned.steps:
+        refs: list[str] = []
+        if isinstance(step, Copy) and step.from_:
+            refs.append(step.from_)
+        elif isinstance(step, Run):
+            refs += [m.from_ for m in step.mounts if m.from_]
+        for ref in refs:
+            try:
+                target = plan.resolve_from(planned.stage.index, ref)
+            except PykanikoError:
+                return True
+            if isinstance(target, StageBase) and target.index == base:
+                return True
+    return False
 
 
 def assemble(
@@ -328,23 +358,40 @@ def build(
     registry: RegistryClient,
     sandbox: Sandbox,
     events: EventSink,
+    env: Mapping[str, str],
 ) -> BuildResult:
-    """Build the image ``options`` describe and deliver it to every requested output."""
+    """Build the image ``options`` describe and deliver it to every requested output.
+
+    ``env`` is the only environment the build reads (``SOURCE_DATE_EPOCH``, secrets
+    given as ``--secret id=X,env=VAR``).
+    """
     started = time.monotonic()
     plan = load_plan(options)
     if options.dry_run:
         return BuildResult("", None, b"", (), render_plan(plan), time.monotonic() - started)
+    created = _created(options, env)
     refs = [parse_reference(d) for d in options.outputs.destinations]
     if refs and not options.outputs.no_push:
         registry.check_push_permission(refs)
-    workspace = Workspace.create(options.work_dir)
+    try:
+        workspace = Workspace.create(options.work_dir)
+    except OSError as exc:
+        raise ConfigError(
+            f"--kaniko-dir={options.work_dir}: cannot create a work directory there: {exc.strerror}"
+        ) from exc
     try:
         runner = _Build(
-            options, plan, registry=registry, sandbox=sandbox, events=events, workspace=workspace
+            options,
+            plan,
+            registry=registry,
+            sandbox=sandbox,
+            events=events,
+            workspace=workspace,
+            env=env,
+            created=created,
         )
         final = runner.run()
-        created = _created(options)[0]
-        manifest, config_raw = assemble(final, options, created, workspace.store.put_bytes)
+        manifest, config_raw = assemble(final, options, created[0], workspace.store.put_bytes)
         digest = manifest.digest
         _deliver(
             options=options,
@@ -403,12 +450,14 @@ def _deliver(
         o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
     if o.image_name_tag_with_digest_file:
         o.image_name_tag_with_digest_file.write_text(
-            "".join(f"{r.name}:{r.tag or 'latest'}@{digest}\n" for r in refs)
+            "".join(
+                f"{r.name}:{r.tag}@{digest}\n" if r.tag else f"{r.name}@{digest}\n" for r in refs
+            )
         )
     if o.oci_layout_path or o.tar_path:
         missing = [d for d in manifest.layers if not workspace.store.has(d.digest)]
         for source in final.sources:
-            have = [d for d in missing if d in source.manifest.layers]
+            have = [d for d in missing if source.holds(d.digest)]
             if have:
                 registry.fetch_layers(source, have, workspace.store)
         if any(not workspace.store.has(d.digest) for d in manifest.layers):

@@ -24,7 +24,16 @@ from pykaniko.errors import BuildError
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
 from pykaniko.image.layerfile import open_decompressed
 
-__all__ = ["CopyRequest", "SourceTree", "copy_sources", "extract_archive", "open_archive"]
+__all__ = [
+    "CopyRequest",
+    "SourceTree",
+    "copy_sources",
+    "escape_pattern",
+    "expand_sources",
+    "extract_archive",
+    "open_archive",
+    "source_path",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,29 @@ def _glob(tree: SourceTree, pattern: str) -> list[str]:
                     nxt.append(f"{base}/{name}" if base else name)
         found = nxt
     return [f for f in found if tree.visible(f)]
+
+
+def expand_sources(tree: SourceTree, pattern: str) -> list[str]:
+    """Context- (or rootfs-) relative matches of one COPY/ADD source; a literal source
+    that does not exist is an error, a wildcard matching nothing is not."""
+    found = _glob(tree, pattern)
+    if not found and not _has_magic(pattern):
+        raise BuildError(
+            f"{pattern!r} not found in the "
+            f"{'source image' if tree.is_rootfs else 'build context'}"
+            + ("" if tree.is_rootfs else " or excluded by .dockerignore")
+        )
+    return found
+
+
+def source_path(tree: SourceTree, rel: str) -> Path:
+    """The host path of a matched source, refusing anything outside the context."""
+    return _src_host(tree, rel)
+
+
+def escape_pattern(name: str) -> str:
+    """``name`` as a source pattern that matches only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _tree_path(tree: SourceTree, rel: str, *, follow_final: bool = True) -> Path:
@@ -257,13 +289,20 @@ def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
             target_dir = resolve_in_root(rootfs, into)
             if not (target_dir.exists()):
                 raise BuildError(f"{req.what}: cannot create {into}")
+            dirs: list[tuple[Path, os.stat_result]] = []
             if into in touched:
                 _apply_meta(target_dir, st, req, keep_owner)
+                dirs.append((target_dir, st))
             for child, child_rel, child_st in _walk(src, rel, scoped):
                 sub = child_rel[len(rel) :].lstrip("/") if rel else child_rel
                 host = resolve_in_root(rootfs, f"{into}/{sub}", follow_final=False)
                 _copy_entry(child, child_st, host, req, keep_owner)
+                if stat.S_ISDIR(child_st.st_mode):
+                    dirs.append((host, child_st))
                 touched.append(clean_abs(sub, into))
+            # writing children moved the directories' mtimes: put the sources' back
+            for host, dir_st in reversed(dirs):
+                os.utime(host, ns=(dir_st.st_atime_ns, dir_st.st_mtime_ns))
             touched.append(into)
             continue
         name = rel.rsplit("/", 1)[-1] if rel else src.name

@@ -2,24 +2,36 @@
 :mod:`pykaniko.executor.sandbox`, so it starts in a fresh, single-threaded interpreter
 that imports nothing but the stdlib.
 
-It reads the run spec (JSON) from file descriptor FD, then: enters a private mount
-namespace and mounts ``/proc``, ``/sys``, ``/dev``, the host's name-resolution files and
-the step's RUN mounts inside the rootfs (all of which vanish with the namespace); or,
-where mounting is not allowed, makes basic device nodes with ``mknod`` and copies the
-name-resolution files in. Then it chroots, drops to the step's uid/gid/groups, changes
-into the workdir and ``execve``s the command with exactly the environment it was given.
+It reads the run spec (JSON) from file descriptor FD. Every path in it was resolved
+inside the rootfs by the parent, and the mount points exist. Then, when the kernel lets
+it, it enters new mount and PID namespaces and mounts, inside the rootfs only:
 
-Mount targets arrive already resolved to host paths inside the rootfs by the parent.
+* ``/sys`` read-only, a fresh ``/proc`` for the new PID namespace;
+* ``/dev`` as a small tmpfs holding bind mounts of the basic devices, its own ``pts``
+  and ``shm``, and the step's heredoc scripts under ``/dev/pipes``;
+* private copies of the host's ``resolv.conf``, ``hosts`` and ``hostname`` (a RUN may
+  edit them; the host's own files are never reachable);
+* the step's RUN mounts.
+
+It forks: the child is PID 1 of the new namespace, chroots, drops to the step's uid,
+gid and groups, and ``execve``s the command with exactly the environment it was given.
+When that command exits the kernel kills every process it left behind (``setsid``
+daemons included) and all the mounts vanish with the namespace.
+
+Where namespaces are refused (unprivileged containers) it falls back to device nodes
+made with ``mknod`` and files written into the rootfs, which the parent restores.
+
 Exit status 125 means the sandbox itself failed; 126/127 that the command could not run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
 import os
-import shutil
+import signal
 import stat
 import sys
 from typing import Any
@@ -33,7 +45,9 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 
 HOST_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/hostname")
 WARNING_PREFIX = b"\x00pykaniko-warning:"
@@ -45,6 +59,13 @@ DEVICES = (
     ("urandom", 1, 9),
     ("tty", 5, 0),
 )
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+)
 
 
 class SetupError(Exception):
@@ -55,8 +76,16 @@ def _libc() -> Any:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def _mount(libc: Any, source: str, target: str, fstype: str, flags: int) -> None:
-    ok = libc.mount(source.encode(), target.encode(), fstype.encode(), ctypes.c_ulong(flags), None)
+def _mount(  # noqa: PLR0917  mount(2)'s own argument list
+    libc: Any, source: str, target: str, fstype: str, flags: int, data: str = ""
+) -> None:
+    ok = libc.mount(
+        source.encode(),
+        target.encode(),
+        fstype.encode(),
+        ctypes.c_ulong(flags),
+        data.encode() if data else None,
+    )
     if ok != 0:
         err = ctypes.get_errno()
         raise SetupError(f"mount {fstype or source} on {target}: {os.strerror(err)}")
@@ -67,34 +96,65 @@ def _warn_parent(message: str) -> None:
     sys.stdout.buffer.flush()
 
 
-def _host_file_target(root: str, name: str) -> str | None:
-    target = os.path.join(root, name.lstrip("/"))
-    if not os.path.exists(name) or os.path.islink(target):
-        return None
-    if not os.path.isdir(os.path.dirname(target)):
-        return None
-    return target
+def _touch(path: str, mode: int = 0o644) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    os.close(fd)
 
 
-def _setup_namespace(libc: Any, spec: dict[str, Any]) -> bool:
-    """Private mount namespace with /proc, /sys, /dev and the mounts; False if refused."""
-    if libc.unshare(CLONE_NEWNS) != 0:
-        return False
-    root = spec["rootfs"]
+def _write_nofollow(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` without ever following a symlink at ``path``."""
+    if os.path.islink(path):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _make_dev(libc: Any, dev: str, scripts: list[list[str]]) -> None:
+    """A tmpfs /dev with the basic devices bound from the host, pts, shm and scripts."""
+    _mount(libc, "tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k")
+    for name, _major, _minor in DEVICES:
+        node = os.path.join(dev, name)
+        _touch(node, 0o666)
+        _mount(libc, f"/dev/{name}", node, "", MS_BIND)
+    for name, target in DEV_LINKS:
+        os.symlink(target, os.path.join(dev, name))
+    os.mkdir(os.path.join(dev, "pts"), 0o755)
+    with contextlib.suppress(SetupError):  # a /dev without ptys still runs most steps
+        _mount(libc, "devpts", os.path.join(dev, "pts"), "devpts", MS_NOSUID | MS_NOEXEC,
+               "newinstance,ptmxmode=0666,mode=0620")  # fmt: skip
+    os.mkdir(os.path.join(dev, "shm"), 0o1777)
+    os.chmod(os.path.join(dev, "shm"), 0o1777)
+    _mount(libc, "tmpfs", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    if scripts:
+        pipes = os.path.join(dev, "pipes")
+        os.mkdir(pipes, 0o755)
+        for source, name in scripts:
+            target = os.path.join(pipes, name)
+            _touch(target, 0o755)
+            _mount(libc, source, target, "", MS_BIND)
+            _mount(libc, source, target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def _setup_namespaces(libc: Any, spec: dict[str, Any]) -> bool | None:
+    """Mount and PID namespaces with everything mounted: True; only a mount namespace:
+    False; none allowed: None."""
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWPID) == 0:
+        pid_ns = True
+    elif libc.unshare(CLONE_NEWNS) == 0:
+        pid_ns = False
+    else:
+        return None
     _mount(libc, "none", "/", "", MS_REC | MS_PRIVATE)
-    _mount(libc, "proc", os.path.join(root, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    sys_dir = spec["sys_dir"]
     try:
-        _mount(libc, "/sys", os.path.join(root, "sys"), "", MS_BIND | MS_REC)
+        _mount(libc, "/sys", sys_dir, "", MS_BIND | MS_REC)
+        _mount(libc, "/sys", sys_dir, "", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
     except SetupError:
-        _mount(libc, "sysfs", os.path.join(root, "sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV)
-    _mount(libc, "/dev", os.path.join(root, "dev"), "", MS_BIND | MS_REC)
-    for name in HOST_FILES:
-        target = _host_file_target(root, name)
-        if target is None:
-            continue
-        if not os.path.exists(target):
-            open(target, "a").close()
-        _mount(libc, name, target, "", MS_BIND)
+        _mount(libc, "sysfs", sys_dir, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _make_dev(libc, spec["dev_dir"], spec["scripts"])
+    for source, target in spec["host_files"]:
+        _mount(libc, source, target, "", MS_BIND)
     for m in spec["mounts"]:
         where = m["host_target"]
         if m["kind"] == "tmpfs":
@@ -103,17 +163,17 @@ def _setup_namespace(libc: Any, spec: dict[str, Any]) -> bool:
         _mount(libc, m["source"], where, "", MS_BIND | MS_REC)
         if m["readonly"]:
             _mount(libc, m["source"], where, "", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
-    return True
+    return pid_ns
 
 
 def _fallback(spec: dict[str, Any]) -> None:
-    """No namespace: device nodes and name-resolution files are made in the rootfs
-    (the parent restores the files afterwards; the snapshot ignores /dev)."""
+    """No namespaces: device nodes, name-resolution files and scripts are made in the
+    rootfs (``/dev`` is never snapshotted; the parent restores the files)."""
     if spec["mounts"]:
         raise SetupError("RUN --mount needs a private mount namespace, which is not allowed here")
-    root = spec["rootfs"]
+    dev = spec["dev_dir"]
     for name, major, minor in DEVICES:
-        node = os.path.join(root, "dev", name)
+        node = os.path.join(dev, name)
         if os.path.lexists(node):
             continue
         try:
@@ -121,10 +181,17 @@ def _fallback(spec: dict[str, Any]) -> None:
             os.chmod(node, 0o666)
         except OSError:
             continue
-    for name in HOST_FILES:
-        target = _host_file_target(root, name)
-        if target is not None:
-            shutil.copyfile(name, target)
+    for source, target in spec["host_files"]:
+        with open(source, "rb") as f:
+            _write_nofollow(target, f.read())
+    if spec["scripts"]:
+        pipes = os.path.join(dev, "pipes")
+        if not os.path.isdir(pipes) or os.path.islink(pipes):
+            os.mkdir(pipes, 0o755)
+        for source, name in spec["scripts"]:
+            with open(source, "rb") as f:
+                _write_nofollow(os.path.join(pipes, name), f.read())
+            os.chmod(os.path.join(pipes, name), 0o755)
 
 
 def _lookup(argv0: str, env: list[str]) -> str:
@@ -139,17 +206,18 @@ def _lookup(argv0: str, env: list[str]) -> str:
     return argv0
 
 
-def main(fd: int) -> int:
-    with os.fdopen(fd, "rb") as pipe:
-        spec: dict[str, Any] = json.loads(pipe.read())
+def _fail(message: str, status: int) -> int:
+    sys.stdout.write(f"pykaniko sandbox: {message}\n")
+    sys.stdout.flush()
+    return status
+
+
+def _exec(libc: Any, spec: dict[str, Any], *, mount_proc: bool) -> int:
+    """Enter the rootfs as the step's user and run its command (returns only on error)."""
     try:
-        if not _setup_namespace(_libc(), spec):
-            _warn_parent(
-                "cannot create a mount namespace here (unprivileged container?): RUN gets "
-                "device nodes made with mknod and no /proc or /sys"
-            )
-            _fallback(spec)
-        if spec["network"] == "none" and _libc().unshare(CLONE_NEWNET) != 0:
+        if mount_proc:
+            _mount(libc, "proc", spec["proc_dir"], "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        if spec["network"] == "none" and libc.unshare(CLONE_NEWNET) != 0:
             raise SetupError("RUN --network=none needs a network namespace, not allowed here")
         os.chroot(spec["rootfs"])
         os.chdir("/")
@@ -160,18 +228,50 @@ def main(fd: int) -> int:
         os.setgroups(spec["groups"])
         os.setgid(spec["gid"])
         os.setuid(spec["uid"])
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # cleared by setuid: set now
     except (OSError, SetupError) as exc:
-        sys.stdout.write(f"pykaniko sandbox: {exc}\n")
-        sys.stdout.flush()
-        return 125
+        return _fail(str(exc), 125)
     env = dict(item.partition("=")[::2] for item in spec["env"])
     argv = spec["argv"]
     try:  # execve only returns by raising
         os.execve(_lookup(argv[0], spec["env"]), argv, env)
     except OSError as exc:
-        sys.stdout.write(f"pykaniko sandbox: cannot run {argv[0]!r}: {exc.strerror}\n")
-        sys.stdout.flush()
-        return 127 if exc.errno == 2 else 126
+        return _fail(f"cannot run {argv[0]!r}: {exc.strerror}", 127 if exc.errno == 2 else 126)
+
+
+def _status(wait_status: int) -> int:
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status)
+
+
+def main(fd: int) -> int:
+    with os.fdopen(fd, "rb") as pipe:
+        spec: dict[str, Any] = json.loads(pipe.read())
+    libc = _libc()
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    try:
+        pid_ns = _setup_namespaces(libc, spec)
+        if pid_ns is None:
+            _warn_parent(
+                "cannot create mount namespaces here (unprivileged container?): RUN gets "
+                "device nodes made with mknod and no /proc or /sys"
+            )
+            _fallback(spec)
+    except (OSError, SetupError) as exc:
+        return _fail(str(exc), 125)
+    if not pid_ns:
+        return _exec(libc, spec, mount_proc=pid_ns is False)
+    sys.stdout.flush()
+    child = os.fork()
+    if child == 0:  # PID 1 of the new namespace
+        os._exit(_exec(libc, spec, mount_proc=True))
+    while True:
+        try:
+            _, wait_status = os.waitpid(child, 0)
+            return _status(wait_status)
+        except InterruptedError:
+            continue
 
 
 if __name__ == "__main__":

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import lzma
 import os
+import posixpath
+import shutil
+import tarfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, assert_never
+from typing import assert_never
+from urllib.parse import urlsplit
+
+import zstandard
 
 from pykaniko.dockerfile import (
     Add,
@@ -50,8 +57,11 @@ from pykaniko.executor.copy import (
     CopyRequest,
     SourceTree,
     copy_sources,
+    escape_pattern,
+    expand_sources,
     extract_archive,
     open_archive,
+    source_path,
 )
 from pykaniko.executor.events import EventSink, LayerCreated, StepOutput, StepStarted
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
@@ -73,7 +83,7 @@ from pykaniko.image.manifest import Descriptor
 from pykaniko.registry import PulledImage, RegistryClient
 from pykaniko.snapshot import IgnoreList, Snapshotter, build_ignore_list, write_layer
 
-__all__ = ["StageContext", "StageOutput", "build_stage"]
+__all__ = ["StageContext", "StageOutput", "build_stage", "ensure_rootfs"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +121,7 @@ class StageContext:
     mountinfo: str
     context_ignored: Callable[[str], bool] | None
     context_has_exceptions: bool
+    environ: Mapping[str, str]
     resolve_from: Callable[[int, str], StageBase | ImageBase]
     stage_output: Callable[[int], StageOutput]
     image_rootfs: Callable[[str, Sequence[str]], Path]
@@ -178,7 +189,10 @@ class _StageRun:
         if self.ctx.options.single_snapshot and not self._last:
             self._history(created_by, empty=True)
             return
-        changes = snap.diff(None if self.ctx.options.single_snapshot else paths)
+        if self.ctx.options.single_snapshot or paths is None:
+            changes = snap.diff()  # a RUN: /dev, /proc, /var/run... are the sandbox's
+        else:  # COPY, ADD, WORKDIR write exactly what they were told to
+            changes = snap.diff(paths, ignore=IgnoreList.of())
         if changes.is_empty and not self.ctx.options.force_build_metadata:
             self._history(created_by, empty=True)
             return
@@ -232,7 +246,7 @@ class _StageRun:
             case Run():
                 self.run(instr, scope)
             case Copy() | Add():
-                self.copy(instr, scope)
+                self.copy(instr)
             case Workdir(path=path):
                 cfg = self.out.config.config
                 workdir = clean_abs(path, cfg.working_dir or "/")
@@ -294,7 +308,8 @@ class _StageRun:
         | Onbuild
         | Maintainer,
     ) -> None:
-        if self.ctx.options.single_snapshot and self._last:
+        forced = self.ctx.options.force_build_metadata
+        if (self.ctx.options.single_snapshot and self._last) or forced:
             self.add_layer(None, created_by_metadata(instr, self.out.config.config))
         elif not isinstance(instr, Arg):  # BuildKit records no history for ARG
             self._history(created_by_metadata(instr, self.out.config.config), empty=True)
@@ -319,15 +334,21 @@ class _StageRun:
             env.append(f"PATH={DEFAULT_PATH}")
         workdir = cfg.working_dir or "/"
         makedirs_in_root(self.fs_root, workdir)
-        scratch: list[Path] = []
-        script_dir: Path | None = None
+        holder = self.ctx.workspace.scratch("run")
+        os.chmod(holder, 0o700)
         try:
-            mounts = self._mounts(instr.mounts, scratch, env)
+            mounts = self._mounts(instr.mounts, holder, env)
+            scripts: tuple[tuple[str, str], ...] = ()
             if not instr.shell:
                 argv = list(instr.args)
             elif instr.script is not None:
-                script_dir = self._write_script(instr.script)
-                argv = [f"/{script_dir.name}/{instr.script.name}"]
+                # a shebang heredoc is a file run directly, mounted at /dev/pipes (BuildKit)
+                script = holder / "script"
+                script.write_text(instr.script.content)
+                script.chmod(0o755)
+                name = instr.script.name.replace("/", "_") or "EOF"
+                scripts = ((str(script), name),)
+                argv = [f"/dev/pipes/{name}"]
             else:
                 argv = [*(cfg.shell or DEFAULT_SHELL), instr.command_text]
             if not argv:
@@ -336,11 +357,13 @@ class _StageRun:
                 rootfs=str(self.fs_root),
                 argv=tuple(argv),
                 env=tuple(env),
+                scratch=str(holder),
                 cwd=workdir,
                 uid=ident.uid,
                 gid=ident.gid,
                 groups=ident.groups,
                 mounts=tuple(mounts),
+                scripts=scripts,
                 network=instr.network or "default",
             )
             status = self.ctx.sandbox.run(
@@ -350,10 +373,7 @@ class _StageRun:
                 ),
             )
         finally:
-            if script_dir is not None:
-                self.ctx.workspace.remove(script_dir)
-            for path in scratch:
-                self.ctx.workspace.remove(path)
+            self.ctx.workspace.remove(holder)
         if status != 0:
             shown = instr.original if len(instr.original) < 200 else instr.original[:197] + "..."
             raise RunError(
@@ -365,26 +385,14 @@ class _StageRun:
         shown_argv = argv if not instr.heredocs else [*argv[:-1], instr.original[4:]]
         self.add_layer(None, run_created_by(shown_argv, declared))
 
-    def _write_script(self, doc: Heredoc) -> Path:
-        """A shebang heredoc becomes an executable file, run directly (BuildKit)."""
-        name = ".pykaniko-heredoc-" + hashlib.sha256(doc.content.encode()).hexdigest()[:12]
-        directory = self.fs_root / name
-        directory.mkdir(mode=0o755, exist_ok=True)
-        script = directory / doc.name
-        script.write_text(doc.content)
-        script.chmod(0o755)
-        return directory
-
-    def _mounts(
-        self, mounts: Sequence[Mount], scratch: list[Path], env: list[str]
-    ) -> list[BindMount]:
+    def _mounts(self, mounts: Sequence[Mount], holder: Path, env: list[str]) -> list[BindMount]:
         out: list[BindMount] = []
         for m in mounts:
             match m.type:
                 case "tmpfs":
                     out.append(BindMount(source="tmpfs", target=m.target, kind="tmpfs"))
                 case "secret":
-                    mount = self._secret(m, scratch, env)
+                    mount = self._secret(m, holder, env)
                     if mount is not None:
                         out.append(mount)
                 case "cache":
@@ -396,12 +404,14 @@ class _StageRun:
                         os.chmod(cache, m.mode if m.mode is not None else 0o755)
                     out.append(BindMount(source=str(cache), target=m.target))
                 case "bind":
-                    out.append(self._bind(m))
+                    out.append(self._bind(m, holder))
                 case _:
                     raise BuildError(f"RUN --mount=type={m.type} is not supported")
         return out
 
-    def _secret(self, m: Mount, scratch: list[Path], env: list[str]) -> BindMount | None:
+    def _secret(self, m: Mount, holder: Path, env: list[str]) -> BindMount | None:
+        """A secret is a file in the RUN's private scratch directory, mounted read-only
+        (or an env value); it is never in the rootfs, a layer, the history or a log."""
         source = next((s for s in self.ctx.options.secrets if s.id == m.id), None)
         if source is None:
             if m.required:
@@ -412,7 +422,7 @@ class _StageRun:
             return None
         try:
             if source.env is not None:
-                value = os.environ[source.env].encode()
+                value = self.ctx.environ[source.env].encode()
             else:
                 assert source.path is not None
                 value = Path(source.path).read_bytes()
@@ -420,12 +430,9 @@ class _StageRun:
             raise BuildError(f"secret {m.id!r} cannot be read") from exc
         if m.env:
             env.append(f"{m.env}={value.decode(errors='replace')}")
-            if m.target == f"/run/secrets/{m.id}" and not m.target:
-                return None
-        holder = self.ctx.workspace.scratch("secret")
-        os.chmod(holder, 0o700)
-        scratch.append(holder)
-        path = holder / "value"
+        if not m.target:
+            return None
+        path = holder / f"secret-{len(list(holder.iterdir()))}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(value)
@@ -433,7 +440,8 @@ class _StageRun:
         os.chmod(path, m.mode if m.mode is not None else 0o400)
         return BindMount(source=str(path), target=m.target, readonly=True)
 
-    def _bind(self, m: Mount) -> BindMount:
+    def _bind(self, m: Mount, holder: Path) -> BindMount:
+        """A bind mount; a ``rw`` one gets a copy, so writes are thrown away (BuildKit)."""
         if m.from_:
             ref = self.ctx.resolve_from(self.index, m.from_)
             root = (
@@ -450,11 +458,17 @@ class _StageRun:
                 raise BuildError(f"--mount source {m.source!r} is outside the build context")
         if not source.exists():
             raise BuildError(f"--mount source {m.source!r} does not exist")
+        if not m.readonly:
+            copy = holder / f"bind-{len(list(holder.iterdir()))}"
+            if source.is_dir():
+                shutil.copytree(source, copy, symlinks=True)
+            else:
+                shutil.copy2(source, copy)
+            source = copy
         return BindMount(source=str(source), target=m.target, readonly=m.readonly)
 
-    def copy(self, instr: Copy | Add, scope: StageScope) -> None:
+    def copy(self, instr: Copy | Add) -> None:
         self.ensure_fs()
-        del scope
         root = self.fs_root
         try:
             uid, gid = resolve_chown(root, instr.chown) if instr.chown else (0, 0)
@@ -476,98 +490,118 @@ class _StageRun:
             exclude=instr.exclude,
             parents=isinstance(instr, Copy) and instr.parents,
         )
-        touched: list[str] = []
-        try:
-            if isinstance(instr, Copy) and instr.from_:
-                tree = self._from_tree(instr.from_, instr.sources)
-            else:
-                tree = SourceTree(
-                    root=self.ctx.options.context,
-                    ignored=self.ctx.context_ignored,
-                    descend_ignored=self.ctx.context_has_exceptions,
+        total = len(instr.sources) + len(instr.heredocs)
+        if total > 1 and not instr.dest.endswith("/"):
+            req = replace(req, dest=instr.dest + "/")
+            if not resolve_in_root(root, clean_abs(instr.dest, workdir)).is_dir():
+                raise BuildError(
+                    f"{what} with more than one source: the destination must be a "
+                    "directory and end with a /",
+                    location=instr.location,
                 )
-            total = len(instr.sources) + len(instr.heredocs)
-            if total > 1 and not instr.dest.endswith("/"):
-                dest_host = resolve_in_root(root, clean_abs(instr.dest, workdir))
-                if not dest_host.is_dir():
-                    raise BuildError(
-                        f"{what} with more than one source: the destination must be a "
-                        "directory and end with a /"
-                    )
-            plain: list[str] = []
-            for src in instr.sources:
-                if isinstance(instr, Add) and src.startswith(("http://", "https://")):
-                    touched += self._add_url(src, instr, req)
-                elif isinstance(instr, Add) and src.startswith(("git@", "git://")):
-                    raise BuildError("ADD of git repositories is not supported yet")
-                elif isinstance(instr, Add) and instr.unpack is not False:
-                    archive = _local_archive(tree, src)
-                    if archive is not None:
-                        dest = clean_abs(instr.dest, workdir)
-                        with archive as stream:
-                            touched += extract_archive(stream, root, dest)
-                    else:
-                        plain.append(src)
-                else:
-                    plain.append(src)
-            if plain:
-                into = replace(req, sources=tuple(plain))
-                if total > 1 and not into.dest.endswith("/"):
-                    into = replace(into, dest=into.dest + "/")
-                touched += copy_sources(root, tree, into)
+        try:
+            touched = self._copy_sources(instr, req)
             for doc in instr.heredocs:
                 touched += self._heredoc_file(doc, req, total)
         except BuildError as exc:
             if exc.location is None:
                 raise BuildError(exc.message, hint=exc.hint, location=instr.location) from exc
             raise
-        except OSError as exc:
+        except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zstandard.ZstdError) as exc:
             raise BuildError(f"{what} failed: {exc}", location=instr.location) from exc
         self.add_layer(touched, f"{instr.original} # buildkit")
 
+    def _copy_sources(self, instr: Copy | Add, req: CopyRequest) -> list[str]:
+        root = self.fs_root
+        if not instr.sources:
+            return []  # heredocs only
+        if isinstance(instr, Copy) and instr.from_:
+            target = self.ctx.resolve_from(self.index, instr.from_)
+            if isinstance(target, StageBase):
+                out = self.ctx.stage_output(target.index)
+                if out.rootfs is None:
+                    raise BuildError(f"stage {instr.from_!r} has no filesystem to copy from")
+                tree = SourceTree(root=out.rootfs, is_rootfs=True)
+                return copy_sources(root, tree, replace(req, sources=instr.sources))
+            partial = SourceTree(
+                root=self.ctx.image_rootfs(target.reference, instr.sources), is_rootfs=True
+            )
+            try:
+                return copy_sources(root, partial, replace(req, sources=instr.sources))
+            except BuildError:
+                # a source reached through a symlink to a file outside the extracted
+                # part: take the whole image and copy again (the copy is idempotent)
+                whole = SourceTree(
+                    root=self.ctx.image_rootfs(target.reference, ("/",)), is_rootfs=True
+                )
+                return copy_sources(root, whole, replace(req, sources=instr.sources))
+        tree = SourceTree(
+            root=self.ctx.options.context,
+            ignored=self.ctx.context_ignored,
+            descend_ignored=self.ctx.context_has_exceptions,
+        )
+        if isinstance(instr, Copy):
+            return copy_sources(root, tree, replace(req, sources=instr.sources))
+        touched: list[str] = []
+        plain: list[str] = []
+        for src in instr.sources:
+            if src.startswith(("http://", "https://")):
+                touched += self._add_url(src, instr, req)
+            elif src.startswith(("git@", "git://")) or src.endswith(".git"):
+                raise BuildError("ADD of git repositories is not supported yet")
+            elif instr.unpack is False:
+                plain.append(src)
+            else:
+                for rel in expand_sources(tree, src):
+                    archive = open_archive(source_path(tree, rel))
+                    if archive is None:
+                        plain.append(escape_pattern(rel))
+                        continue
+                    with archive as stream:
+                        dest = clean_abs(req.dest, req.workdir)
+                        touched += extract_archive(stream, root, dest)
+        if plain or not (touched or instr.heredocs):
+            touched += copy_sources(root, tree, replace(req, sources=tuple(plain)))
+        return touched
+
     def _heredoc_file(self, doc: Heredoc, req: CopyRequest, total: int) -> list[str]:
+        """``COPY <<EOF dest``: a file named after the delimiter inside a directory
+        destination, else the destination itself; never written through a symlink."""
         dest = clean_abs(req.dest, req.workdir)
-        target = clean_abs(doc.name, dest) if req.dest.endswith("/") or total > 1 else dest
+        into_dir = (
+            req.dest.endswith("/") or total > 1 or resolve_in_root(self.fs_root, dest).is_dir()
+        )
+        target = clean_abs(doc.name, dest) if into_dir else dest
         parent = target.rsplit("/", 1)[0] or "/"
         touched = makedirs_in_root(self.fs_root, parent, uid=req.uid, gid=req.gid)
         host = resolve_in_root(self.fs_root, target, follow_final=False)
-        host.write_text(doc.content)
-        os.chown(host, req.uid, req.gid)
-        os.chmod(host, req.chmod if req.chmod is not None else 0o644)
+        if host.is_symlink() or (host.exists() and not host.is_dir()):
+            host.unlink()
+        elif host.is_dir():
+            raise BuildError(f"cannot write {target}: it is a directory")
+        fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(doc.content)
+            os.fchown(f.fileno(), req.uid, req.gid)
+            os.fchmod(f.fileno(), req.chmod if req.chmod is not None else 0o644)
         return [*touched, target]
 
     def _add_url(self, url: str, instr: Add, req: CopyRequest) -> list[str]:
+        """``ADD <url>``: downloaded (checksum verified), mode 0600 unless ``--chmod``,
+        mtime from Last-Modified, named after the URL's last path segment."""
         holder = self.ctx.workspace.scratch("download")
         try:
-            name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "index.html"
+            name = posixpath.basename(urlsplit(url).path) or "__unnamed__"
             path = holder / name
             result = self.ctx.registry.download(url, path, checksum=instr.checksum)
             path.chmod(req.chmod if req.chmod is not None else 0o600)
             if result.last_modified is not None:
                 os.utime(path, (result.last_modified, result.last_modified))
             tree = SourceTree(root=holder)
-            return copy_sources(self.fs_root, tree, replace(req, sources=(name,), chmod=None))
+            fetched = replace(req, sources=(escape_pattern(name),), chmod=None, exclude=())
+            return copy_sources(self.fs_root, tree, fetched)
         finally:
             self.ctx.workspace.remove(holder)
-
-    def _from_tree(self, ref: str, sources: Sequence[str]) -> SourceTree:
-        target = self.ctx.resolve_from(self.index, ref)
-        if isinstance(target, StageBase):
-            out = self.ctx.stage_output(target.index)
-            if out.rootfs is None:
-                raise BuildError(f"stage {ref!r} has no filesystem to copy from")
-            return SourceTree(root=out.rootfs, is_rootfs=True)
-        root = self.ctx.image_rootfs(target.reference, sources)
-        return SourceTree(root=root, is_rootfs=True)
-
-
-def _local_archive(tree: SourceTree, src: str) -> BinaryIO | None:
-    host = tree.root / src.lstrip("/")
-    if any(c in src for c in "*?[") or not host.is_file():
-        return None
-    if tree.ignored is not None and tree.ignored(src.lstrip("/")):
-        return None
-    return open_archive(host)
 
 
 def _parse_chmod(value: str | None, instr: Instruction) -> int | None:
@@ -654,6 +688,11 @@ def build_stage(
         steps = trig + steps
     out.scope = runner.run_all(steps, scope)
     return out
+
+
+def ensure_rootfs(ctx: StageContext, out: StageOutput) -> None:
+    """Extract a finished stage's pending layers (a later stage reads its files)."""
+    _StageRun(ctx, out.index, out).ensure_fs()
 
 
 def _source_for(desc: Descriptor, base: StageOutput) -> PulledImage | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pykaniko.errors import BuildError
+from pykaniko.executor.fsutil import resolve_in_root
 
 __all__ = ["Identity", "resolve_chown", "resolve_user"]
 
@@ -20,11 +21,15 @@ class Identity:
 
 
 def _read_db(root: Path, name: str) -> list[list[str]]:
+    """The rows of the rootfs's /etc/NAME (symlinks resolved inside the rootfs); rows
+    whose id fields are not numbers are dropped, as the C library skips them."""
     try:
-        text = (root / "etc" / name).read_text(errors="replace")
+        text = resolve_in_root(root, f"/etc/{name}").read_text(errors="replace")
     except OSError:
         return []
-    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+    rows = [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+    ids = 4 if name == "passwd" else 3
+    return [r for r in rows if len(r) >= ids and all(f.isdigit() for f in r[2:ids])]
 
 
 def _group_id(root: Path, group: str, what: str) -> int:

@@ -28,6 +28,9 @@ from pykaniko.snapshot.walk import Baseline, Update, paths, scan, split, walk
 __all__ = ["Snapshotter"]
 
 
+_NOTHING = IgnoreList.of()
+
+
 def _ancestors(path: str) -> Iterable[str]:
     """``/a/b/c`` -> ``/a/b``, ``/a`` (never the root)."""
     p = path.rpartition("/")[0]
@@ -108,7 +111,9 @@ class Snapshotter:
     def extract(self, stream: BinaryIO, *, what: str) -> ExtractReport:
         """Apply one uncompressed layer onto the rootfs and record it in the baseline."""
         full = self._mode is SnapshotMode.FULL
-        result = extract_layer(stream, self._root, ignore=self._ignore, what=what, hashes=full)
+        # the rootfs is a directory of its own, not the builder's "/": a layer is applied
+        # whole (its /dev, /proc, /var/run included), as Docker does
+        result = extract_layer(stream, self._root, ignore=_NOTHING, what=what, hashes=full)
         self._forget(result.removed)
         root = self._rootstr
         key = self._key
@@ -129,7 +134,24 @@ class Snapshotter:
                 self._sem[p] = semantic_key(root + p, st, result.hashes.get(p))
         return result.report
 
-    def diff(self, paths: Sequence[str] | None = None) -> ChangeSet:
+    def diff(
+        self, paths: Sequence[str] | None = None, *, ignore: IgnoreList | None = None
+    ) -> ChangeSet:
+        """Changes since the baseline, which then moves to the current state.
+
+        ``ignore`` replaces the ignore list for this diff only: COPY and ADD write what
+        they are told to, ``/dev`` or ``/var/run`` included, while a RUN's changes there
+        are the sandbox's and stay out.
+        """
+        if ignore is None:
+            return self._diff(paths)
+        held, self._ignore = self._ignore, ignore
+        try:
+            return self._diff(paths)
+        finally:
+            self._ignore = held
+
+    def _diff(self, paths: Sequence[str] | None) -> ChangeSet:
         """Changes since the baseline, which then moves to the current state.
 
         ``paths`` limits the walk to those rootfs paths and their subtrees (plus their

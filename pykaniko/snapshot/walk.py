@@ -147,8 +147,8 @@ def scan(
                                 stack.append(p)
                 if seen < known:  # some known names were not met: gone, or ignored now
                     now = set(os.listdir(fd))
-                    if skip is not None:
-                        now -= skip
+                    if skip is not None:  # what we may not look at is not gone either
+                        now |= skip
                     for n in [n for n in sub if n not in now]:
                         del sub[n]
                         gone.append(base + n)
