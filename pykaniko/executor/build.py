@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from pykaniko.dockerfile import (
     BuildPlan,
@@ -41,15 +42,20 @@ from pykaniko.executor.events import (
 from pykaniko.executor.fsutil import clean_abs, resolve_in_root
 from pykaniko.executor.options import BuildOptions
 from pykaniko.executor.sandbox import Sandbox
-from pykaniko.executor.stage import StageContext, StageOutput, build_stage, ensure_rootfs
+from pykaniko.executor.stage import (
+    StageContext,
+    StageOutput,
+    build_stage,
+    ensure_rootfs,
+    extract_verified,
+)
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
-from pykaniko.image.layerfile import open_uncompressed
 from pykaniko.image.manifest import Descriptor, Manifest
 from pykaniko.image.platform import Platform, host_platform
 from pykaniko.image.reference import Reference, parse_reference
 from pykaniko.registry import PulledImage, RegistryClient
-from pykaniko.snapshot import IgnoreList, extract_layer
+from pykaniko.snapshot import ExtractReport, IgnoreList, extract_layer
 
 __all__ = ["BuildResult", "build", "load_plan"]
 
@@ -177,17 +183,23 @@ class _Build:
             os.chmod(root, 0o755)
             select = None if not key[1] else _under_prefixes(root, key[1])
             layers = list(pulled.manifest.layers)
+            if len(pulled.config.diff_ids) != len(layers):
+                raise ImageError(
+                    f"{reference}: the config lists {len(pulled.config.diff_ids)} diff_ids "
+                    f"for {len(layers)} layers"
+                )
             self.registry.fetch_layers(pulled, layers, self.workspace.store)
-            for desc in layers:
+
+            def apply(stream: BinaryIO, *, what: str) -> ExtractReport:
+                return extract_layer(
+                    stream, root, ignore=IgnoreList.of(), what=what, select=select
+                ).report
+
+            for desc, diff_id in zip(layers, pulled.config.diff_ids, strict=True):
+                what = f"{reference} layer {desc.digest[:19]}"
                 path = self.workspace.store.path(desc.digest)
-                with open_uncompressed(path, digest=desc.digest) as stream:
-                    extract_layer(
-                        stream,
-                        root,
-                        ignore=IgnoreList.of(),
-                        what=f"{reference} layer {desc.digest[:19]}",
-                        select=select,
-                    )
+                for warning in extract_verified(apply, path, desc, diff_id, what).warnings[:20]:
+                    self.events(Notice("warning", f"{what}: {warning}"))
             self.image_roots[key] = root
         return self.image_roots[key]
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import assert_never
+from typing import BinaryIO, assert_never, cast
 from urllib.parse import urlsplit
 
 import zstandard
@@ -52,7 +52,7 @@ from pykaniko.dockerfile import (
     Workdir,
     parse_instruction,
 )
-from pykaniko.errors import BuildError, Location, RunError
+from pykaniko.errors import BuildError, ImageError, Location, RunError
 from pykaniko.executor.copy import (
     CopyRequest,
     SourceTree,
@@ -63,7 +63,7 @@ from pykaniko.executor.copy import (
     open_archive,
     source_path,
 )
-from pykaniko.executor.events import EventSink, LayerCreated, StepOutput, StepStarted
+from pykaniko.executor.events import EventSink, LayerCreated, Notice, StepOutput, StepStarted
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
 from pykaniko.executor.metadata import (
     DEFAULT_PATH,
@@ -78,12 +78,25 @@ from pykaniko.executor.users import Identity, resolve_chown, resolve_user
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.config import ContainerConfig, History, ImageConfig
+from pykaniko.image.digest import HashingReader
 from pykaniko.image.layerfile import LayerWriter, open_uncompressed
 from pykaniko.image.manifest import Descriptor
 from pykaniko.registry import PulledImage, RegistryClient
-from pykaniko.snapshot import IgnoreList, Snapshotter, build_ignore_list, write_layer
+from pykaniko.snapshot import (
+    ExtractReport,
+    IgnoreList,
+    Snapshotter,
+    build_ignore_list,
+    write_layer,
+)
 
-__all__ = ["StageContext", "StageOutput", "build_stage", "ensure_rootfs"]
+__all__ = [
+    "StageContext",
+    "StageOutput",
+    "build_stage",
+    "ensure_rootfs",
+    "extract_verified",
+]
 
 log = logging.getLogger(__name__)
 
@@ -175,10 +188,19 @@ class _StageRun:
         for source, descs in by_source.values():
             if source is not None:
                 self.ctx.registry.fetch_layers(source, descs, self.ctx.workspace.store)
-        for desc, _source in self.out.pending:
-            path = self.ctx.workspace.store.path(desc.digest)
-            with open_uncompressed(path, digest=desc.digest, what=f"layer {desc.digest}") as s:
-                snap.extract(s, what=f"layer {desc.digest[:19]}")
+        diff_ids = self.out.config.diff_ids
+        if len(diff_ids) < len(self.out.pending):
+            raise ImageError(
+                f"the base image config lists {len(diff_ids)} diff_ids "
+                f"for {len(self.out.pending)} layers"
+            )
+        for (desc, source), diff_id in zip(self.out.pending, diff_ids, strict=False):
+            what = f"{source.ref if source else 'base'} layer {desc.digest[:19]}"
+            report = extract_verified(
+                snap.extract, self.ctx.workspace.store.path(desc.digest), desc, diff_id, what
+            )
+            for warning in report.warnings[:20]:
+                self.ctx.events(Notice("warning", f"{what}: {warning}"))
         self.out.pending = []
         return snap
 
@@ -688,6 +710,28 @@ def build_stage(
         steps = trig + steps
     out.scope = runner.run_all(steps, scope)
     return out
+
+
+def extract_verified(
+    apply: Callable[..., ExtractReport],
+    path: Path,
+    desc: Descriptor,
+    diff_id: str,
+    what: str,
+) -> ExtractReport:
+    """Apply one layer blob, checking its digest (compressed bytes) and its diff_id
+    (uncompressed bytes, as the image config lists it) while it streams."""
+    with open_uncompressed(path, digest=desc.digest, what=what) as raw:
+        hashed = HashingReader(raw)
+        report = apply(cast(BinaryIO, hashed), what=what)
+        hashed.drain()
+    if hashed.digest != diff_id:
+        raise ImageError(
+            f"{what}: uncompressed content has digest {hashed.digest[:19]}, "
+            f"but the image config says {diff_id[:19]}",
+            hint="the base image is corrupt or was built wrongly",
+        )
+    return report
 
 
 def ensure_rootfs(ctx: StageContext, out: StageOutput) -> None:
