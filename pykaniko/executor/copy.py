@@ -5,7 +5,6 @@ archives unpacked by ADD."""
 
 from __future__ import annotations
 
-import fnmatch
 import lzma
 import os
 import re
@@ -68,6 +67,64 @@ def _has_magic(part: str) -> bool:
     return any(c in part for c in "*?[")
 
 
+def _go_pattern(part: str) -> re.Pattern[str] | None:
+    """A regex matching what Go's ``filepath.Match`` matches for one path component
+    (BuildKit's COPY wildcards): ``[^...]`` negates a class and ``!`` is a plain
+    character, a backslash escapes; None for a malformed pattern (matches nothing)."""
+    out: list[str] = []
+    i, n = 0, len(part)
+
+    def esc() -> str | None:  # Go's getEsc: one class character, maybe escaped
+        nonlocal i
+        if i >= n or part[i] in "-]":
+            return None
+        if part[i] == "\\":
+            i += 1
+            if i >= n:
+                return None
+        ch = part[i]
+        i += 1
+        return None if i >= n else ch
+
+    while i < n:
+        c = part[i]
+        i += 1
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\":
+            if i >= n:
+                return None
+            out.append(re.escape(part[i]))
+            i += 1
+        elif c == "[":
+            negate = i < n and part[i] == "^"
+            i += 1 if negate else 0
+            items: list[str] = []
+            while True:
+                if i < n and part[i] == "]" and items:
+                    i += 1
+                    break
+                lo = esc()
+                if lo is None:
+                    return None
+                hi: str | None = lo
+                if part[i] == "-":
+                    i += 1
+                    hi = esc()
+                if hi is None:
+                    return None
+                items.append(f"{re.escape(lo)}-{re.escape(hi)}" if hi != lo else re.escape(lo))
+            out.append(("[^/" if negate else "[") + "".join(items) + "]")
+        else:
+            out.append(re.escape(c))
+    try:
+        return re.compile("".join(out) + r"\Z", re.DOTALL)
+    except re.error:  # a reversed range such as [z-a]
+        return None
+
+
 def _glob(tree: SourceTree, pattern: str) -> list[str]:
     """Context-relative matches of a Go-style ``filepath.Match`` pattern (``*`` never
     crosses ``/``), in lexical order."""
@@ -85,12 +142,24 @@ def _glob(tree: SourceTree, pattern: str) -> list[str]:
                 continue
             if not host.is_dir():
                 continue
-            regex = re.compile(fnmatch.translate(part))
+            regex = _go_pattern(part)
+            if regex is None:  # a bad pattern matches nothing (Go's filepath.Match)
+                continue
             for name in sorted(os.listdir(host)):
                 if regex.match(name):
                     nxt.append(f"{base}/{name}" if base else name)
         found = nxt
-    return [f for f in found if tree.visible(f)]
+    return [f for f in found if tree.visible(f) or _holds_reincluded(tree, f)]
+
+
+def _holds_reincluded(tree: SourceTree, rel: str) -> bool:
+    """An ignored directory still in the context because ``!`` exceptions re-include
+    something below it (``drop`` + ``!drop/keep``): BuildKit's context holds it, with
+    only what was re-included, so a source naming or matching it copies that."""
+    if not tree.descend_ignored or tree.is_rootfs:
+        return False
+    host = _tree_path(tree, rel)
+    return host.is_dir() and not host.is_symlink() and bool(_walk(host, rel, tree))
 
 
 def expand_sources(tree: SourceTree, pattern: str) -> list[str]:
@@ -289,8 +358,12 @@ def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
             target_dir = resolve_in_root(rootfs, into)
             if not (target_dir.exists()):
                 raise BuildError(f"{req.what}: cannot create {into}")
+            # a destination this COPY creates is a plain 0755 directory owned by the
+            # --chown ids (else root), never the source directory's mode, owner or
+            # --chmod: BuildKit's fsutil MkdirAll()s it before copying the contents.
+            # With --parents the directory is itself a copied path: it keeps its own.
             dirs: list[tuple[Path, os.stat_result]] = []
-            if into in touched:
+            if kept and into in touched:
                 _apply_meta(target_dir, st, req, keep_owner)
                 dirs.append((target_dir, st))
             for child, child_rel, child_st in _walk(src, rel, scoped):
@@ -405,7 +478,14 @@ def extract_archive(stream: BinaryIO, rootfs: Path, dest: str) -> list[str]:
         host = resolve_in_root(rootfs, target, follow_final=False)
         if host.exists() or host.is_symlink():
             _remove(host)
-        os.link(resolve_in_root(rootfs, link_target, follow_final=False), host)
+        linked = resolve_in_root(rootfs, link_target, follow_final=False)
+        os.link(linked, host)
+        # the link's own header sets the shared inode's owner, and its mode and mtime
+        # unless the target is a symlink (moby's and containerd's createTarFile)
+        os.lchown(host, member.uid, member.gid)
+        if not linked.is_symlink():
+            os.chmod(host, member.mode & 0o7777)
+            os.utime(host, (member.mtime, member.mtime))
         touched.append(target)
     for host, member in reversed(dirs):
         _member_meta(host, member)

@@ -274,8 +274,15 @@ class _StageRun:
                 workdir = clean_abs(path, cfg.working_dir or "/")
                 self.out.config = replace(self.out.config, config=replace(cfg, working_dir=workdir))
                 self.ensure_fs()
-                ident = self._identity()
-                touched = makedirs_in_root(self.fs_root, workdir, uid=ident.uid, gid=ident.gid)
+                # owned as by --chown=$USER (BuildKit's mkdir WithUser), not as a RUN
+                user = cfg.user
+                try:
+                    uid, gid = (
+                        resolve_chown(self.fs_root, user, what=f"USER {user}") if user else (0, 0)
+                    )
+                except BuildError as exc:
+                    raise BuildError(exc.message, location=instr.location) from exc
+                touched = makedirs_in_root(self.fs_root, workdir, uid=uid, gid=gid)
                 self.add_layer(touched, f"WORKDIR {workdir}")
             case Volume(paths=paths):
                 self.out.config = apply_metadata(self.out.config, instr)

@@ -73,9 +73,14 @@ def resolve_user(root: Path, user: str) -> Identity:
     return Identity(uid=uid, gid=gid, groups=(gid, *extra), home=home)
 
 
-def resolve_chown(root: Path, chown: str) -> tuple[int, int]:
+def resolve_chown(root: Path, chown: str, *, what: str | None = None) -> tuple[int, int]:
     """``--chown=user[:group]``: names looked up in the rootfs, numbers need not exist;
-    a user without a group gets gid = the user's primary gid (uid when numeric)."""
+    a user without a group gets gid = the user's primary gid (uid when numeric).
+
+    BuildKit resolves the owner of a directory WORKDIR creates the same way from
+    ``USER`` (``what`` names it in errors): ``USER 1234`` gives 1234:1234 there,
+    although a RUN as that user runs with gid 0."""
+    what = what or f"--chown={chown}"
     user, sep, group = chown.partition(":")
     if user.isdigit():
         uid = int(user)
@@ -83,8 +88,8 @@ def resolve_chown(root: Path, chown: str) -> tuple[int, int]:
     else:
         entry = next((f for f in _read_db(root, "passwd") if len(f) >= 4 and f[0] == user), None)
         if entry is None:
-            raise BuildError(f"--chown={chown}: unable to find user {user!r} in /etc/passwd")
+            raise BuildError(f"{what}: unable to find user {user!r} in /etc/passwd")
         uid, gid = int(entry[2]), int(entry[3])
     if sep and group:
-        gid = _group_id(root, group, f"--chown={chown}")
+        gid = _group_id(root, group, what)
     return uid, gid

@@ -130,7 +130,9 @@ def test_context_root_dot(rootfs: Path, ctx: Path) -> None:
         ("*.txt", ["a.txt", "b.txt"]),
         ("x?", ["x1", "x2"]),
         ("[ab].txt", ["a.txt", "b.txt"]),
-        ("[!a].txt", ["b.txt"]),
+        ("[^a].txt", ["b.txt"]),  # Go's filepath.Match negates with ^ ...
+        ("[!a].txt", ["a.txt"]),  # ... and ! is a plain character in a class
+        ("[a-b].txt", ["a.txt", "b.txt"]),
         ("dir/[ls]*", ["link", "two"]),  # a matched dir gives its contents
     ],
 )
@@ -261,6 +263,21 @@ def test_dockerignore_reincluded_file_under_ignored_dir(rootfs: Path, ctx: Path)
     assert os.listdir(rootfs / "app" / "dir" / "sub") == ["two"]
 
 
+@pytest.mark.parametrize("source", ["dir", "d*"])
+def test_ignored_dir_holding_reincluded_file_is_a_source(
+    rootfs: Path, ctx: Path, source: str
+) -> None:
+    """``dir`` + ``!dir/sub/two``: BuildKit's context still holds ``dir`` (with only
+    ``sub/two``), so naming or matching it copies that."""
+
+    def ignored(rel: str) -> bool:
+        return (rel == "dir" or rel.startswith("dir/")) and rel != "dir/sub/two"
+
+    copy(rootfs, ctx, source, dest="/d/", ignored=ignored, descend_ignored=True)
+    assert os.listdir(rootfs / "d") == ["sub"]
+    assert os.listdir(rootfs / "d" / "sub") == ["two"]
+
+
 def test_ignored_explicit_source_is_missing(rootfs: Path, ctx: Path) -> None:
     with pytest.raises(BuildError, match=r"excluded by \.dockerignore"):
         copy(rootfs, ctx, "c.md", dest="/x", ignored=lambda rel: rel == "c.md")
@@ -288,8 +305,9 @@ def test_copy_from_rootfs_keeps_owner_unless_chown(rootfs: Path, tmp_path: Path)
         os.chown(other / rel, 1000, 1001)
     tree = SourceTree(other, is_rootfs=True)
     copy_sources(rootfs, tree, CopyRequest(sources=("/out",), dest="/kept", workdir="/"))
-    for rel in ("kept", "kept/sub", "kept/sub/f"):
+    for rel in ("kept/sub", "kept/sub/f"):
         assert owner(rootfs / rel) == (1000, 1001), rel
+    assert owner(rootfs / "kept") == (0, 0)  # the new destination itself is made, not copied
     req = CopyRequest(sources=("/out",), dest="/ch", workdir="/", uid=5, gid=6, chown=True)
     copy_sources(rootfs, tree, req)
     for rel in ("ch", "ch/sub", "ch/sub/f"):
@@ -336,7 +354,7 @@ def sample_tar() -> bytes:
     members: list[tuple[tarfile.TarInfo, bytes | None]] = [
         (info("top/", tarfile.DIRTYPE, mode=0o750, uid=10, gid=20), None),
         (info("top/file", size=5, uid=33, gid=44, mode=0o600), b"hello"),
-        (info("top/hard", tarfile.LNKTYPE, linkname="top/file"), None),
+        (info("top/hard", tarfile.LNKTYPE, linkname="top/file", uid=33, gid=44, mode=0o600), None),
         (info("top/sym", tarfile.SYMTYPE, linkname="file"), None),
         (info("./loose", size=1), b"L"),
     ]
@@ -411,6 +429,75 @@ def test_absolute_symlink_member_is_not_followed_out(tmp_path: Path, rootfs: Pat
     extract_archive(io.BytesIO(data), rootfs, "/dst")
     assert not (outside / "pwned").exists()
     assert os.readlink(rootfs / "dst" / "lnk") == str(outside)
+
+
+def test_malformed_wildcard_matches_nothing() -> None:
+    from pykaniko.executor.copy import _go_pattern
+
+    for bad in ("[a", "[]a]", "[z-a]", "a\\"):
+        assert _go_pattern(bad) is None, bad
+
+
+def test_hardlink_header_sets_the_inode_metadata(rootfs: Path) -> None:
+    """Docker (moby's createTarFile) lchowns, chmods and chtimes a hard link with its own
+    header, which changes the shared inode: the link's header wins."""
+    data = make_tar(
+        Path(),
+        [
+            (info("f", size=1, uid=1000, gid=50, mode=0o640), b"1"),
+            (info("h", tarfile.LNKTYPE, linkname="f", uid=0, gid=0, mode=0o644), None),
+        ],
+    )
+    extract_archive(io.BytesIO(data), rootfs, "/dst")
+    for name in ("f", "h"):
+        path = rootfs / "dst" / name
+        assert owner(path) == (0, 0), name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, name
+    assert (rootfs / "dst" / "h").stat().st_ino == (rootfs / "dst" / "f").stat().st_ino
+
+
+def test_new_dir_dest_is_plain_0755_not_the_source_dir(rootfs: Path, tmp_path: Path) -> None:
+    """BuildKit MkdirAll()s a missing destination (0755, --chown ids or root) and then
+    copies the source directory's contents: its mode, owner and --chmod stay out."""
+    other = tmp_path / "stage"
+    (other / "src" / "sub").mkdir(parents=True)
+    os.chmod(other / "src", 0o1751)
+    os.chown(other / "src", 1000, 1000)
+    os.chmod(other / "src" / "sub", 0o700)
+    tree = SourceTree(other, is_rootfs=True)
+    copy_sources(rootfs, tree, CopyRequest(sources=("/src",), dest="/plain", workdir="/"))
+    assert stat.S_IMODE((rootfs / "plain").stat().st_mode) == 0o755
+    assert owner(rootfs / "plain") == (0, 0)
+    assert stat.S_IMODE((rootfs / "plain" / "sub").stat().st_mode) == 0o700
+    req = CopyRequest(
+        sources=("/src",), dest="/ch/", workdir="/", uid=7, gid=8, chown=True, chmod=0o700
+    )
+    copy_sources(rootfs, tree, req)
+    assert stat.S_IMODE((rootfs / "ch").stat().st_mode) == 0o755
+    assert owner(rootfs / "ch") == (7, 8)
+    assert stat.S_IMODE((rootfs / "ch" / "sub").stat().st_mode) == 0o700
+    # an existing destination keeps its own metadata
+    (rootfs / "kept").mkdir(mode=0o700)
+    copy_sources(rootfs, tree, CopyRequest(sources=("/src",), dest="/kept", workdir="/"))
+    assert stat.S_IMODE((rootfs / "kept").stat().st_mode) == 0o700
+
+
+def test_dot_entry_leaves_an_existing_destination_alone(rootfs: Path) -> None:
+    """moby's Unpack skips a ``./`` entry over an existing directory: the destination
+    keeps its mode and owner (buildah 1.28 applies them instead)."""
+    (rootfs / "dst").mkdir(mode=0o751)
+    os.chown(rootfs / "dst", 1000, 1000)
+    data = make_tar(
+        Path(),
+        [
+            (info("./", tarfile.DIRTYPE, mode=0o700, uid=5, gid=5), None),
+            (info("./f", size=1), b"1"),
+        ],
+    )
+    extract_archive(io.BytesIO(data), rootfs, "/dst")
+    assert stat.S_IMODE((rootfs / "dst").stat().st_mode) == 0o751
+    assert owner(rootfs / "dst") == (1000, 1000)
+    assert (rootfs / "dst" / "f").read_text() == "1"
 
 
 def test_extract_overwrites_file_with_dir(rootfs: Path) -> None:

@@ -111,3 +111,12 @@ def test_resolve_chown(root: Path, chown: str, expected: tuple[int, int]) -> Non
 def test_resolve_chown_unknown_names_fail(root: Path, chown: str) -> None:
     with pytest.raises(BuildError, match="ghost"):
         resolve_chown(root, chown)
+
+
+def test_workdir_owner_follows_chown_rules_not_run_rules(root: Path) -> None:
+    """A directory WORKDIR creates under ``USER 4242`` is 4242:4242 (BuildKit's mkdir
+    WithUser), while a RUN as that user gets gid 0."""
+    assert resolve_chown(root, "4242", what="USER 4242") == (4242, 4242)
+    assert resolve_user(root, "4242").gid == 0
+    with pytest.raises(BuildError, match=r"^USER ghost: unable to find user"):
+        resolve_chown(root, "ghost", what="USER ghost")
