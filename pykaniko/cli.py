@@ -304,6 +304,11 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         secrets=_secrets(ns.secret),
         registry=registry,
         dry_run=ns.dry_run,
+        cache=ns.cache,
+        cache_repo=ns.cache_repo,
+        cache_ttl=ns.cache_ttl,
+        cache_run_layers=ns.cache_run_layers,
+        push_cache=not ns.no_push_cache,
     )
 
 
@@ -384,10 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     debug = debug or ns.verbosity in ("debug", "trace")
     _setup_logging(ns.verbosity, ns.log_timestamp)
-    if ns.cache:
-        log.warning(
-            "--cache: the layer cache is not implemented in this version; building without it"
-        )
+    if ns.cache and ns.cache_copy_layers:
+        log.warning("--cache-copy-layers: COPY layers are not cached (their content still keys "
+                    "every later step)")  # fmt: skip
+    if ns.cache and ns.cache_dir != "/cache":
+        log.warning("--cache-dir: the local base-image cache is not used in this version")
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         result = build(options, on_event=_Renderer(timestamps=ns.log_timestamp), env=env)

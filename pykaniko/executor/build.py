@@ -31,6 +31,7 @@ from pykaniko.dockerfile import (
     render_plan,
 )
 from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError, RegistryError
+from pykaniko.executor.cache import LayerCache, cache_repository, parse_ttl
 from pykaniko.executor.events import (
     BuildFinished,
     EventSink,
@@ -141,7 +142,9 @@ class _Build:
         workspace: Workspace,
         env: Mapping[str, str],
         created: tuple[str, int | None],
+        cache: LayerCache | None = None,
     ) -> None:
+        self.cache = cache
         self.options = options
         self.env = env
         self.created = created
@@ -228,6 +231,7 @@ class _Build:
             stage_output=self.stage_output,
             image_rootfs=self.image_rootfs,
             environ=self.env,
+            cache=self.cache,
         )
         for skipped in self.plan.skipped:
             self.events(StageSkipped(skipped.stage.index, skipped.stage.name, skipped.reason))
@@ -327,6 +331,25 @@ def _under_prefixes(root: Path, prefixes: tuple[str, ...]) -> Callable[[str], bo
     return wanted
 
 
+def _layer_cache(
+    options: BuildOptions,
+    refs: Sequence[Reference],
+    registry: RegistryClient,
+    workspace: Workspace,
+) -> LayerCache | None:
+    if not options.cache:
+        return None
+    repo = cache_repository(options.cache_repo, refs, no_push=options.outputs.no_push)
+    return LayerCache(
+        registry=registry,
+        repo=repo,
+        platform=options.platform,
+        store=workspace.store,
+        ttl_seconds=parse_ttl(options.cache_ttl),
+        push=options.push_cache,
+    )
+
+
 def _uses_besides_from(plan: BuildPlan, planned: PlannedStage, base: int) -> bool:
     """Whether a stage reads its base stage other than through FROM (COPY --from, a
     RUN mount): then the base's rootfs must outlive the child's changes to its own."""
@@ -401,6 +424,7 @@ def build(
             workspace=workspace,
             env=env,
             created=created,
+            cache=_layer_cache(options, refs, registry, workspace),
         )
         final = runner.run()
         manifest, config_raw = assemble(final, options, created[0], workspace.store.put_bytes)

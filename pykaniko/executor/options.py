@@ -74,6 +74,11 @@ class BuildOptions:
     secrets: tuple[SecretSource, ...] = ()
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     dry_run: bool = False
+    cache: bool = False
+    cache_repo: str = ""
+    cache_ttl: str = "336h"
+    cache_run_layers: bool = True
+    push_cache: bool = True
 
     def __post_init__(self) -> None:
         if not self.context.is_dir():

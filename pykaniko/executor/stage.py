@@ -52,7 +52,8 @@ from pykaniko.dockerfile import (
     Workdir,
     parse_instruction,
 )
-from pykaniko.errors import BuildError, ImageError, Location, RunError
+from pykaniko.errors import BuildError, ImageError, Location, PykanikoError, RunError
+from pykaniko.executor.cache import LayerCache, seed_key, step_key
 from pykaniko.executor.copy import (
     CopyRequest,
     SourceTree,
@@ -81,6 +82,7 @@ from pykaniko.image.config import ContainerConfig, History, ImageConfig
 from pykaniko.image.digest import HashingReader
 from pykaniko.image.layerfile import LayerWriter, open_uncompressed
 from pykaniko.image.manifest import Descriptor
+from pykaniko.image.mediatypes import layer_compression
 from pykaniko.registry import PulledImage, RegistryClient
 from pykaniko.snapshot import (
     ExtractReport,
@@ -117,6 +119,7 @@ class StageOutput:
     rootfs: Path | None = None
     snapshotter: Snapshotter | None = None
     pending: list[tuple[Descriptor, PulledImage | None]] = field(default_factory=list)
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class StageContext:
     resolve_from: Callable[[int, str], StageBase | ImageBase]
     stage_output: Callable[[int], StageOutput]
     image_rootfs: Callable[[str, Sequence[str]], Path]
+    cache: LayerCache | None = None
 
 
 def empty_config(options: BuildOptions) -> ImageConfig:
@@ -259,7 +263,15 @@ class _StageRun:
             self._last = number == total
             instr = scope.expand(raw)
             self.ctx.events(StepStarted(self.index, number, total, instr.original))
+            before = len(self.out.config.diff_ids)
             self.step(instr, scope)
+            if not isinstance(instr, Run):
+                # what a COPY/ADD/WORKDIR produced is part of the chain: a changed source
+                # file changes every key after it, even though COPY itself is not cached
+                made = self.out.config.diff_ids[before:]
+                self.out.key = step_key(
+                    self.out.key, _step_text(instr), inputs=[("layer", d) for d in made]
+                )
             scope = scope.after(instr)
         return scope
 
@@ -361,6 +373,79 @@ class _StageRun:
             env.append(f"HOME={ident.home if ident.uid else '/root'}")
         if not any(e.startswith("PATH=") for e in env):
             env.append(f"PATH={DEFAULT_PATH}")
+        declared = {k: v for k, v in scope.declared_args.items() if v is not None}
+        key = step_key(
+            self.out.key,
+            _step_text(instr),
+            env=[*env, f"pykaniko-user={cfg.user}", f"pykaniko-workdir={cfg.working_dir}"],
+        )
+        self.out.key = key
+        cache = self.ctx.cache if self.ctx.options.cache_run_layers else None
+        if cache is not None and self._apply_cached(cache, key, instr, declared):
+            return
+        before = len(self.out.config.diff_ids)
+        self._execute(instr, cfg, ident, env)
+        shown_argv = self._argv_shown(instr, cfg)
+        created_by = run_created_by(shown_argv, declared)
+        self.add_layer(None, created_by)
+        if cache is not None and len(self.out.config.diff_ids) > before:
+            try:
+                cache.put(
+                    key,
+                    self.out.layers[-1],
+                    self.out.config.diff_ids[-1],
+                    created_by,
+                    sources=self.out.sources,
+                )
+            except PykanikoError as exc:
+                self.ctx.events(Notice("warning", f"cache push for {key[:12]} failed: {exc}"))
+
+    def _argv_shown(self, instr: Run, cfg: ContainerConfig) -> list[str]:
+        """The command as history records it (heredoc bodies are not repeated)."""
+        if not instr.shell:
+            return list(instr.args)
+        if instr.script is not None:
+            return [instr.original[4:]]
+        if instr.heredocs:
+            return [*(cfg.shell or DEFAULT_SHELL), instr.original[4:]]
+        return [*(cfg.shell or DEFAULT_SHELL), instr.command_text]
+
+    def _apply_cached(
+        self, cache: LayerCache, key: str, instr: Run, declared: Mapping[str, str]
+    ) -> bool:
+        """Use the cached layer for ``key``: extracted onto the rootfs (the baseline
+        follows) and its blob reused as is."""
+        try:
+            hit = cache.get(key)
+        except PykanikoError as exc:
+            self.ctx.events(Notice("warning", f"cache lookup for {key[:12]} failed: {exc}"))
+            return False
+        if hit is None:
+            self.ctx.events(Notice("info", f"no cached layer for {key[:12]}"))
+            return False
+        store = self.ctx.workspace.store
+        self.ctx.registry.fetch_layers(hit.image, [hit.layer], store)
+        snap = self.ensure_fs()
+        what = f"cached layer {hit.layer.digest[:19]}"
+        extract_verified(snap.extract, store.path(hit.layer.digest), hit.layer, hit.diff_id, what)
+        layer = hit.layer
+        if self.out.docker != (layer.media_type == mt.DOCKER_LAYER_GZIP):
+            flavour = "gzip" if "gzip" in layer.media_type else layer_compression(layer.media_type)
+            layer = replace(
+                layer, media_type=mt.layer_media_type(docker=self.out.docker, compression=flavour)
+            )
+        self.out.layers.append(layer)
+        self.out.sources.append(hit.image)
+        cfg = self.out.config
+        self.out.config = replace(cfg, diff_ids=(*cfg.diff_ids, hit.diff_id))
+        shown_argv = self._argv_shown(instr, self.out.config.config)
+        self._history(run_created_by(shown_argv, declared), empty=False)
+        self.ctx.events(
+            Notice("info", f"using cached layer {hit.layer.digest[:19]} for {key[:12]}")
+        )
+        return True
+
+    def _execute(self, instr: Run, cfg: ContainerConfig, ident: Identity, env: list[str]) -> None:
         workdir = cfg.working_dir or "/"
         makedirs_in_root(self.fs_root, workdir)
         holder = self.ctx.workspace.scratch("run")
@@ -410,9 +495,6 @@ class _StageRun:
                 status=status,
                 location=instr.location,
             )
-        declared = {k: v for k, v in scope.declared_args.items() if v is not None}
-        shown_argv = argv if not instr.heredocs else [*argv[:-1], instr.original[4:]]
-        self.add_layer(None, run_created_by(shown_argv, declared))
 
     def _mounts(self, mounts: Sequence[Mount], holder: Path, env: list[str]) -> list[BindMount]:
         out: list[BindMount] = []
@@ -633,6 +715,14 @@ class _StageRun:
             self.ctx.workspace.remove(holder)
 
 
+_NOWHERE = Location("", 0, 0)
+
+
+def _step_text(instr: Instruction) -> str:
+    """An instruction as its cache key sees it: every expanded field, no line number."""
+    return repr(replace(instr, location=_NOWHERE))
+
+
 def _parse_chmod(value: str | None, instr: Instruction) -> int | None:
     if value is None:
         return None
@@ -699,6 +789,10 @@ def build_stage(
             sources=[],
             scope=None,
         )
+    if base is not None:
+        out.key = base.key
+    else:
+        out.key = seed_key(pulled.digest if pulled is not None else "scratch", o.platform)
     if o.outputs.compression == "zstd" and out.docker:
         out.docker = False
         out.layers = [_to_oci(d) for d in out.layers]
