@@ -117,6 +117,8 @@ def test_outputs(ctx: Path) -> None:
 
 
 def test_every_kaniko_flag_is_accepted(ctx: Path) -> None:
+    for name in ("ca.pem", "c.pem", "k.pem"):
+        (ctx / name).write_text("pem")
     argv = [
         "--dockerfile", str(ctx / "Dockerfile"),
         "--context-sub-path=",
@@ -132,7 +134,8 @@ def test_every_kaniko_flag_is_accepted(ctx: Path) -> None:
         "--snapshot-mode=time", "--single-snapshot", "--use-new-run",
         "--image-fs-extract-retry=1",
         "--insecure", "--insecure-pull", "--skip-tls-verify", "--skip-tls-verify-pull",
-        "--registry-certificate=r=/ca.pem", "--registry-client-cert=r=/c.pem,/k.pem",
+        f"--registry-certificate=r={ctx}/ca.pem",
+        f"--registry-client-cert=r={ctx}/c.pem,{ctx}/k.pem",
         "--registry-mirror=mirror.example", "--registry-map=index.docker.io=m.example",
         "--skip-default-registry-fallback", "--image-download-retry=3",
         "-v=debug", "--log-format=json", "--log-timestamp",
@@ -145,8 +148,8 @@ def test_every_kaniko_flag_is_accepted(ctx: Path) -> None:
     assert opts.snapshot_mode is SnapshotMode.TIME
     r = opts.registry
     assert (r.insecure, r.insecure_pull, r.skip_tls_verify, r.skip_tls_verify_pull) == (True,) * 4
-    assert dict(r.registry_certificates) == {"r": "/ca.pem"}
-    assert dict(r.registry_client_certs) == {"r": ("/c.pem", "/k.pem")}
+    assert dict(r.registry_certificates) == {"r": f"{ctx}/ca.pem"}
+    assert dict(r.registry_client_certs) == {"r": (f"{ctx}/c.pem", f"{ctx}/k.pem")}
     assert r.mirrors == ("mirror.example",)
     assert r.skip_default_registry_fallback
     assert (r.image_download_retry, r.push_retry) == (3, 2)

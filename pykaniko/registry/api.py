@@ -232,6 +232,8 @@ class RegistryAPI:
                         h.update(block)
                         out.write(block)
                         got += len(block)
+                        if size is not None and got > size:
+                            break  # more than the descriptor says: never fill the disk
                 except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                     raise RegistryError(
                         f"pull blob {digest[:19]} from {registry}/{repository}: "

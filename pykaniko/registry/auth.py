@@ -137,6 +137,9 @@ class DockerConfigKeychain:
             for key, helper in helpers.items():
                 if registry_key(str(key)) == registry and helper:
                     return self._from_helper(str(helper), registry, str(key))
+        store = data.get("credsStore")
+        if isinstance(store, str) and store:  # docker/cli: the store wins over "auths"
+            return self._from_helper(store, registry, _helper_server_url(registry))
         auths = data.get("auths") or {}
         if isinstance(auths, dict):
             for key, entry in auths.items():
@@ -144,15 +147,12 @@ class DockerConfigKeychain:
                     cred = self._from_entry(entry, registry)
                     if cred is not None:
                         return cred
-        store = data.get("credsStore")
-        if isinstance(store, str) and store:
-            return self._from_helper(store, registry, _helper_server_url(registry))
         return None
 
     @staticmethod
     def _from_entry(entry: Mapping[str, Any], registry: str) -> Credential | None:
-        identity = str(entry.get("identitytoken") or "")
-        registry_token = str(entry.get("registrytoken") or "")
+        identity = str(entry.get("identitytoken") or "").strip()
+        registry_token = str(entry.get("registrytoken") or "").strip()
         username = str(entry.get("username") or "")
         password = str(entry.get("password") or "")
         encoded = str(entry.get("auth") or "")
@@ -207,8 +207,12 @@ class DockerConfigKeychain:
             raise AuthError(
                 f"credential helper {exe} printed something that is not JSON", registry=registry
             ) from exc
+        if not isinstance(out, dict):
+            raise AuthError(
+                f"credential helper {exe} printed JSON that is not an object", registry=registry
+            )
         username = str(out.get("Username") or "")
-        secret = str(out.get("Secret") or "")
+        secret = str(out.get("Secret") or "").strip()
         if username == "<token>":
             return Credential(identity_token=secret)
         cred = Credential(username=username, password=secret)

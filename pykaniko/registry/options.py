@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -61,7 +62,13 @@ class RegistryOptions:
             raise ConfigError("registry timeouts must be positive")
         if self.download_threads < 1:
             raise ConfigError("download threads must be at least 1")
+        for registry, path in self.registry_certificates.items():
+            if not os.path.isfile(path):
+                raise ConfigError(f"--registry-certificate={registry}={path}: no such file")
         for registry, pair in self.registry_client_certs.items():
+            for path in pair[:2]:
+                if not os.path.isfile(path):
+                    raise ConfigError(f"--registry-client-cert={registry}: no such file {path}")
             if len(pair) != 2:
                 raise ConfigError(
                     f"--registry-client-cert for {registry}: expected CERT,KEY",

@@ -123,6 +123,20 @@ def pull_image(
             except (NotFoundError, AuthError) as exc:
                 failures.append((candidate, exc))
                 break
+            except ImageError as exc:  # a mirror serving garbage: try the next registry
+                if candidate is candidates[-1]:
+                    raise
+                failures.append(
+                    (
+                        candidate,
+                        RegistryError(
+                            exc.message,
+                            registry=candidate.ref.registry,
+                            repository=candidate.ref.repository,
+                        ),
+                    )
+                )
+                break
             except RegistryError as exc:
                 if attempt < options.image_download_retry:
                     api.transport.notify(f"{exc.message}; retrying")

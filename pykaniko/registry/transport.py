@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -122,11 +122,16 @@ class _Endpoint:
     challenge: Challenge | None
 
 
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
 def distribution_errors(resp: requests.Response) -> tuple[str, str]:
     """(first error code, its message) from a Distribution JSON error body."""
-    try:
-        data = json.loads(resp.content[:65536] or b"{}")
-    except ValueError:
+    try:  # at most 64 KiB, and a body that breaks off is just no detail
+        loaded = getattr(resp, "_content", False)  # requests keeps a read body here
+        raw = loaded[:65536] if isinstance(loaded, bytes) else next(resp.iter_content(65536), b"")
+        data = json.loads(raw or b"{}")
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError):
         return "", ""
     errors = data.get("errors") if isinstance(data, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -231,9 +236,10 @@ class Transport:
         certs = {normalize_registry(k): v for k, v in opts.registry_certificates.items()}
         if skip:
             session.verify = False
-        elif registry in certs:
+        else:  # the system's CA store (as Kaniko's Go TLS uses), plus --registry-certificate
             context = ssl.create_default_context()
-            context.load_verify_locations(cafile=certs[registry])
+            if registry in certs:
+                context.load_verify_locations(cafile=certs[registry])
             session.mount("https://", _ContextAdapter(context))
         clients = {normalize_registry(k): v for k, v in opts.registry_client_certs.items()}
         if registry in clients:
@@ -295,6 +301,24 @@ class Transport:
                         timeout=timeout,
                         allow_redirects=method in ("GET", "HEAD"),
                     )
+            except requests.exceptions.InvalidHeader:
+                # the header value is a credential: never put it in a message or a chain
+                raise RegistryError(
+                    f"{what} failed: {where}: a credential for {registry} contains "
+                    "characters not allowed in an HTTP header",
+                    registry=registry,
+                    repository=repository,
+                    code="registry-bad-credential",
+                ) from None
+            except (ValueError, UnicodeError):
+                raise RegistryError(
+                    f"{what} failed: {where}: a header could not be encoded "
+                    "(a corrupt token or credential?)",
+                    registry=registry,
+                    repository=repository,
+                    temporary=True,
+                    code="registry-bad-header",
+                ) from None
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(
                     f"{what} failed: {where}: TLS error: {_tls_reason(exc)}",
@@ -427,7 +451,18 @@ class Transport:
             token = self._tokens.get(registry, key)
             if token is not None:
                 return f"Bearer {token}"
-        token, expires_in = self._fetch_token(registry, challenge, sorted(set(scopes)), cred, mode)
+        token, expires_in = "", 0.0
+        for attempt in range(self.options.transport_retries + 1):
+            try:
+                token, expires_in = self._fetch_token(
+                    registry, challenge, sorted(set(scopes)), cred, mode
+                )
+                break
+            except RegistryError as exc:
+                if not exc.temporary or attempt >= self.options.transport_retries:
+                    raise
+                self.notify(f"{exc.message}; asking again")
+                self._sleep(attempt)
         self._tokens.put(registry, key, token, expires_in)
         return f"Bearer {token}"
 
@@ -501,14 +536,27 @@ class Transport:
                 raise err
             try:
                 data = resp.json()
-            except ValueError as exc:
-                raise AuthError(
-                    f"{registry}: the token server answered without JSON", registry=registry
-                ) from exc
-        token = str(data.get("token") or data.get("access_token") or "")
-        if not token:
-            raise AuthError(f"{registry}: the token server sent no token", registry=registry)
-        return token, float(data.get("expires_in") or 60)
+            except (ValueError, requests.RequestException):
+                data = None
+        token = (
+            str(data.get("token") or data.get("access_token") or "")
+            if isinstance(data, dict)
+            else ""
+        )
+        try:
+            expires = float(data.get("expires_in") or 60) if isinstance(data, dict) else 0.0
+        except (TypeError, ValueError):
+            expires = 0.0
+        if not _TOKEN.fullmatch(token) or expires <= 0:
+            # a broken or garbled answer (a flipped byte, a cut body) is worth asking again
+            raise RegistryError(
+                f"{registry}: the token server's answer is not a usable token",
+                registry=registry,
+                repository=repo,
+                temporary=True,
+                code="registry-broken-token",
+            )
+        return token, expires
 
     # -- authenticated registry requests ------------------------------------------------
 
@@ -544,7 +592,8 @@ class Transport:
         for _round in range(2):
             auth = self._authorization(registry, endpoint, scopes, fresh=fresh, mode=mode)
             all_headers = dict(headers or {})
-            if auth:
+            if auth and urlsplit(url).netloc == urlsplit(endpoint.base).netloc:
+                # an upload Location on another host (a CDN) never gets our credentials
                 all_headers["Authorization"] = auth
             resp = self.send(
                 (registry, mode),
