@@ -205,6 +205,8 @@ class _StageRun:
             )
             for warning in report.warnings[:20]:
                 self.ctx.events(Notice("warning", f"{what}: {warning}"))
+        if self.out.pending:
+            snap.settle()
         self.out.pending = []
         return snap
 
@@ -217,8 +219,9 @@ class _StageRun:
             return
         if self.ctx.options.single_snapshot or paths is None:
             changes = snap.diff()  # a RUN: /dev, /proc, /var/run... are the sandbox's
-        else:  # COPY, ADD, WORKDIR write exactly what they were told to
-            changes = snap.diff(paths, ignore=IgnoreList.of())
+        else:  # COPY, ADD, WORKDIR: their real paths, written where they were told to
+            real = sorted({self._real_path(p) for p in paths})
+            changes = snap.diff(real, ignore=_lift(snap.ignore, real))
         if changes.is_empty and not self.ctx.options.force_build_metadata:
             self._history(created_by, empty=True)
             return
@@ -245,6 +248,11 @@ class _StageRun:
         self.ctx.events(
             LayerCreated(self.index, layer.digest, layer.size, entries, time.monotonic() - started)
         )
+
+    def _real_path(self, path: str) -> str:
+        """``path`` with its parent symlinks resolved inside the rootfs."""
+        host = resolve_in_root(self.fs_root, path, follow_final=False)
+        return "/" + host.relative_to(self.fs_root).as_posix() if host != self.fs_root else "/"
 
     def _history(self, created_by: str, *, empty: bool) -> None:
         entry = History(
@@ -302,7 +310,8 @@ class _StageRun:
                     vol = clean_abs(p)
                     if vol not in self.volumes:
                         self.volumes.append(vol)
-                if self.out.snapshotter is not None or not self.out.pending:
+                single = self.ctx.options.single_snapshot  # one diff at the end sees all
+                if not single and (self.out.snapshotter is not None or not self.out.pending):
                     snap = self.ensure_fs()
                     for p in paths:
                         makedirs_in_root(self.fs_root, clean_abs(p))
@@ -716,6 +725,20 @@ class _StageRun:
 
 
 _NOWHERE = Location("", 0, 0)
+
+
+def _lift(ignore: IgnoreList, paths: Sequence[str]) -> IgnoreList:
+    """The ignore list for a COPY/ADD snapshot: an entry is lifted when the step wrote
+    at or below it (``COPY null /dev/``), and kept for everything else (a RUN's
+    leftovers in ``/var/run`` stay out even when ``COPY . /`` scans the whole root)."""
+
+    def written(entry: str) -> bool:
+        return any(p == entry or p.startswith(entry.rstrip("/") + "/") for p in paths)
+
+    return IgnoreList.of(
+        exact=[e for e in ignore.exact if not written(e)],
+        prefix=[e for e in ignore.prefix if not written(e)],
+    )
 
 
 def _step_text(instr: Instruction) -> str:

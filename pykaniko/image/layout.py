@@ -3,6 +3,11 @@
 Blobs are hard-linked from the blob store when on the same filesystem (copied
 otherwise); ``index.json`` is written last and atomically, so a reader never sees an
 index that points at a missing blob.
+
+The manifest keeps its own media type (Docker schema 2 when the base image was a
+Docker image, as Kaniko writes it), so the digest is the pushed one. skopeo 1.9 then
+reads the layout as ``oci:PATH`` (its only image); it matches ``oci:PATH:TAG`` names
+only on OCI-typed manifests.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final, cast
+from typing import Any, BinaryIO, Final, cast
 
 import xxhash
 
@@ -393,6 +393,11 @@ class _Extractor:
         try:
             src = tf.extractfile(m)
             h = xxhash.xxh3_128() if self.want_hashes else None
+            if src is not None and m.sparse:
+                # only the data segments are written; the holes stay holes (a 10 KB
+                # sparse member can claim a terabyte)
+                self._sparse(tf, fd, m, h)
+                src = None
             if src is not None:
                 reader = cast("io.BufferedReader", src)  # tarfile's ExFileObject
                 buf = self.buf
@@ -412,6 +417,28 @@ class _Extractor:
             self._utime(fd, m)
         finally:
             os.close(fd)
+
+    def _sparse(self, tf: tarfile.TarFile, fd: int, m: tarfile.TarInfo, h: Any | None) -> None:
+        """A sparse member: its data segments are stored one after another right where
+        the stream stands; each is written at its offset, the holes stay holes."""
+        raw = cast(BinaryIO, tf.fileobj)
+        end = 0
+        segments: list[tuple[int, int]] = list(m.sparse or ())  # type: ignore[arg-type]
+        for offset, size in segments:
+            done = 0
+            while done < size:
+                block = raw.read(min(size - done, _BLOCK))
+                if not block:
+                    raise SnapshotError(f"{self.what}: sparse member {m.name!r} is cut short")
+                os.pwrite(fd, block, offset + done)
+                done += len(block)
+                self.bytes += len(block)
+            end = max(end, offset + size)
+        os.ftruncate(fd, max(m.size, end))
+        if h is not None:  # the fingerprint covers the holes, as reading the file would
+            with open(os.dup(fd), "rb") as whole:
+                while block := whole.read(_BLOCK):
+                    h.update(block)
 
     def _symlink(self, m: tarfile.TarInfo, rel: str) -> None:
         host = self.root + rel

@@ -67,6 +67,7 @@ class Snapshotter:
         self._mode = mode
         self._ignore = ignore
         self._key = quick_key(mode)
+        self._stale = False
         self._tree: Baseline = {}
         self._dirs: dict[str, tuple[int, int]] = {}
         self._sem: dict[str, tuple[object, ...]] = {}
@@ -95,11 +96,21 @@ class Snapshotter:
         other._tree = {d: dict(sub) for d, sub in self._tree.items()}
         other._dirs = dict(self._dirs)
         other._sem = dict(self._sem)
+        other._stale = self._stale
         return other
 
     def set_ignore(self, ignore: IgnoreList) -> None:
         """Use ``ignore`` from the next walk on (VOLUME declared mid-stage)."""
         self._ignore = ignore
+
+    def settle(self) -> None:
+        """Call after the last extracted layer, before anything runs: when extraction
+        changed the ctime of paths it did not write (other names of a hardlink group),
+        every quick key is read again once, so ``stat`` does not see them as moved.
+        Content fingerprints stay: no content changed."""
+        if self._stale:
+            self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
+            self._stale = False
 
     def take_baseline(self) -> None:
         """Replace the baseline by a full walk of the rootfs now (``full`` reads all)."""
@@ -115,6 +126,8 @@ class Snapshotter:
         # whole (its /dev, /proc, /var/run included), as Docker does
         result = extract_layer(stream, self._root, ignore=_NOTHING, what=what, hashes=full)
         self._forget(result.removed)
+        if result.removed:
+            self._stale = True  # a removed name of a hardlink group moved its peers' ctime
         root = self._rootstr
         key = self._key
         for p in sorted(result.touched):
@@ -123,6 +136,8 @@ class Snapshotter:
             except FileNotFoundError:
                 self._forget([p])
                 continue
+            if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                self._stale = True  # a new link moved the ctime of names not in this layer
             parent, name = split(p)
             self._tree.setdefault(parent, {})[name] = key(st)
             if stat.S_ISDIR(st.st_mode):
@@ -258,6 +273,8 @@ class Snapshotter:
         gone: list[str] = []
         scan_dirs: list[str] = []
         for p in [*ancestors, *starts]:
+            if not self._real_parents(p):
+                continue  # reached through a symlink: its real path is scanned instead
             if self._ignore.ignored(p):
                 continue
             parent, name = split(p)
@@ -319,6 +336,20 @@ class Snapshotter:
             raise SnapshotError(f"cannot stat {path}: {e.strerror}") from e
         return semantic_key(full, st)
 
+    def _real_parents(self, path: str) -> bool:
+        """Whether every parent of ``path`` is a real directory in the rootfs (lstat
+        follows no symlink, so a path through a link never reaches the host)."""
+        parts = path.strip("/").split("/")[:-1]
+        current = self._rootstr
+        for part in parts:
+            current += "/" + part
+            try:
+                if not stat.S_ISDIR(os.lstat(current).st_mode):
+                    return False
+            except OSError:
+                return False
+        return True
+
     def _opaque(self, replaced: list[str], deleted: list[str], added: Set[str]) -> set[str]:
         """Directories that were deleted and made again.
 
@@ -331,7 +362,9 @@ class Snapshotter:
             for d in parents:
                 if not d or d not in self._dirs:
                     continue
-                kids = [p for p in self._children(d) if not self._ignore.ignored(p)]
+                kids = self._children(d)
+                if any(self._ignore.ignored(k) for k in kids):
+                    continue  # an opaque marker would also hide what we may not look at
                 if kids and all(k in added for k in kids):
                     found.add(d)
         return set(_minimal(found))
