@@ -197,3 +197,36 @@ def test_outputs_and_two_builds_in_one_process(
     assert not os.listdir(kaniko_dir) or all(
         not p.name.startswith("build-") for p in kaniko_dir.iterdir()
     )
+
+
+def test_copy_and_workdir_through_an_image_symlink_stay_in_the_image(
+    busybox_image: str, registry: RegistryServer, tmp_path: Path, kaniko_dir: Path
+) -> None:
+    """``/opt/link -> /`` inside the image: COPY and WORKDIR through it write the image's
+    own /etc and /srv, and no host file ever lands in a layer."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("ours\n")
+    (ctx / "Dockerfile").write_text(
+        f"FROM {busybox_image}\n"
+        "RUN mkdir -p /opt && ln -s / /opt/link\n"
+        "COPY f.txt /opt/link/etc/copied.txt\n"
+        "WORKDIR /opt/link/srv/app\n"
+    )
+    dest = f"{registry.host}/e2e/symlinked:1"
+    _build(ctx, dest, kaniko_dir)
+    out = tmp_path / "raw"
+    subprocess.run(
+        ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{dest}", f"dir:{out}"],
+        check=True,
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    names: list[list[str]] = []
+    for layer in manifest["layers"][1:]:
+        with tarfile.open(out / layer["digest"].split(":")[1]) as tar:
+            names.append(sorted(tar.getnames()))
+    assert names[1] == ["etc", "etc/copied.txt"]
+    assert names[2] == ["srv", "srv/app"]
+    rootfs = _unpack(dest, tmp_path)
+    assert (rootfs / "etc/copied.txt").read_text() == "ours\n"
+    assert (rootfs / "srv/app").is_dir()
