@@ -138,7 +138,7 @@ def apply_metadata(
         case StopSignal(signal=sig):
             cfg = replace(cfg, stop_signal=_check_signal(sig))
         case Healthcheck():
-            cfg = replace(cfg, healthcheck=_health(instr, cfg))
+            cfg = replace(cfg, healthcheck=_health(instr))
         case Onbuild(expression=expression):
             cfg = replace(cfg, on_build=(*cfg.on_build, expression))
         case Maintainer(name=name):
@@ -146,11 +146,10 @@ def apply_metadata(
     return replace(config, config=cfg)
 
 
-def _health(instr: Healthcheck, cfg: ContainerConfig) -> ConfigHealthcheck:
+def _health(instr: Healthcheck) -> ConfigHealthcheck:
     test = instr.test or ("NONE",)
     if test == ("NONE",):
         return ConfigHealthcheck(test=("NONE",))
-    del cfg
     return ConfigHealthcheck(
         test=test,
         interval=instr.interval if instr.interval is not None else 0,

@@ -69,6 +69,7 @@ from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_roo
 from pykaniko.executor.metadata import (
     DEFAULT_PATH,
     DEFAULT_SHELL,
+    MetadataInstruction,
     apply_metadata,
     created_by_metadata,
     run_created_by,
@@ -342,22 +343,7 @@ class _StageRun:
             case _:
                 assert_never(instr)
 
-    def _metadata_history(
-        self,
-        instr: Env
-        | Arg
-        | Label
-        | Expose
-        | Volume
-        | User
-        | Cmd
-        | Entrypoint
-        | Shell
-        | StopSignal
-        | Healthcheck
-        | Onbuild
-        | Maintainer,
-    ) -> None:
+    def _metadata_history(self, instr: MetadataInstruction) -> None:
         forced = self.ctx.options.force_build_metadata
         if (self.ctx.options.single_snapshot and self._last) or forced:
             self.add_layer(None, created_by_metadata(instr, self.out.config.config))
