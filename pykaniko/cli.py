@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pykaniko import __version__
 from pykaniko.errors import ConfigError, PykanikoError, RegistryError
 from pykaniko.executor import (
     BuildFinished,
@@ -38,7 +39,6 @@ from pykaniko.snapshot import SnapshotMode
 
 __all__ = ["main", "parse_args"]
 
-VERSION = "0.1.0"
 log = logging.getLogger("pykaniko")
 
 _TRUE = {"true", "1", "yes", "t", "y", "on"}
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--azure-container-registry-config", default="", help=argparse.SUPPRESS)
     a("--secret", action="append", default=[], metavar="id=ID,src=PATH|env=VAR")
     _flag(p, "--dry-run", help="print the build plan and exit")
-    a("--version", action="version", version=f"pykaniko {VERSION}")
+    a("--version", action="version", version=f"pykaniko {__version__}")
     return p
 
 

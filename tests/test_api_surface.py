@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 from pathlib import Path
 
@@ -66,9 +67,8 @@ def test_py_typed_is_shipped() -> None:
     assert 'pykaniko = ["py.typed"]' in pyproject
 
 
-def test_version_matches_cli() -> None:
-    cli = importlib.import_module("pykaniko.cli")
-    assert pykaniko.__version__ == cli.VERSION
+def test_version_matches_the_package_metadata() -> None:
+    assert pykaniko.__version__ == importlib.metadata.version("pykaniko")
 
 
 def test_type_checking_imports_cover_all() -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pykaniko.cli import VERSION, main, parse_args
+from pykaniko import __version__
+from pykaniko.cli import main, parse_args
 from pykaniko.errors import ConfigError
 from pykaniko.executor import BuildOptions
 from pykaniko.image.platform import Platform
@@ -263,7 +264,7 @@ def test_kaniko_dir_env(ctx: Path) -> None:
 
 def test_version_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["version"]) == 0
-    assert VERSION in capsys.readouterr().out
+    assert __version__ in capsys.readouterr().out
     assert main(["--version"]) == 0
 
 

@@ -370,6 +370,10 @@ def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
                 sub = child_rel[len(rel) :].lstrip("/") if rel else child_rel
                 host = resolve_in_root(rootfs, f"{into}/{sub}", follow_final=False)
                 _copy_entry(child, child_st, host, req, keep_owner)
+                if stat.S_ISDIR(child_st.st_mode) and not scoped.visible(child_rel):
+                    # an ignored directory kept only as the parent of re-included files
+                    # is made fresh, as the context transfer makes it (0755)
+                    os.chmod(host, req.chmod if req.chmod is not None else 0o755)
                 if stat.S_ISDIR(child_st.st_mode):
                     dirs.append((host, child_st))
                 touched.append(clean_abs(sub, into))

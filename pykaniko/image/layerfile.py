@@ -89,7 +89,6 @@ class LayerWriter:
         self._compressed = HashingWriter(self._file)
         self._diff = hashlib.sha256()
         self._size = 0
-        self._closed = False
         self._result: LayerFile | None = None
         self._stream: BinaryIO | None
         sink = cast(BinaryIO, _Sink(self._compressed))

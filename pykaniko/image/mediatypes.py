@@ -19,7 +19,6 @@ __all__ = [
     "OCI_LAYER_GZIP",
     "OCI_LAYER_ZSTD",
     "OCI_MANIFEST",
-    "Compression",
     "is_docker",
     "is_index",
     "is_manifest",
@@ -42,8 +41,6 @@ DOCKER_LAYER_GZIP: Final = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN_LAYER: Final = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 MANIFEST_ACCEPT: Final = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST])
-
-Compression = str  # "gzip" | "zstd" | "none"
 
 
 def is_index(media_type: str) -> bool:
