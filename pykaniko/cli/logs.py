@@ -209,7 +209,16 @@ def describe(event: Event, *, step: int | None = None) -> Record | None:
 
 
 def blob_record(event: BlobProgress, seconds: float) -> Record:
-    """The one line a finished blob gets: size, time and rate."""
+    """The one line a finished blob gets: size, time and rate (a transfer that broke
+    off, to be retried, only at debug level)."""
+    if not event.ok:
+        return Record(
+            logging.DEBUG,
+            f"{event.direction.capitalize()} of {short(event.digest)} broke off after "
+            f"{human_size(event.done)}",
+            {"event": "blob_failed", "direction": event.direction, "digest": event.digest,
+             "size": event.done, "seconds": round(seconds, 3)},
+        )  # fmt: skip
     verb = "Pulled" if event.direction == "pull" else "Pushed"
     rate = f", {human_size(event.done / seconds)}/s" if seconds > 0.05 and event.done else ""
     return Record(

@@ -99,7 +99,8 @@ Direction = Literal["pull", "push"]
 @dataclass(frozen=True, slots=True)
 class BlobProgress:
     """Bytes moved for one blob so far. ``total`` is 0 when the size is unknown; the
-    last report of a blob has ``finished`` set (also when it was already there)."""
+    last report of a transfer has ``finished`` set, with ``ok`` false when it broke off
+    (a retry then reports again from zero)."""
 
     direction: Direction
     digest: str
@@ -107,6 +108,7 @@ class BlobProgress:
     total: int
     finished: bool = False
     repository: str = ""
+    ok: bool = True
 
 
 PHASES = (

@@ -193,7 +193,7 @@ class SummaryCollector:
                     self._running.entries = entries
             case PhaseTimed(phase=phase, seconds=seconds, stage=stage, step=number):
                 self._add_phase(phase, seconds, self._find(stage, number) if number else None)
-            case BlobProgress(direction=direction, done=done, finished=True):
+            case BlobProgress(direction=direction, done=done, finished=True, ok=True):
                 self._bytes[direction] += done
             case StageSkipped(steps=steps):
                 self._skipped += steps

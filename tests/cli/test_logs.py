@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -64,7 +65,7 @@ def writer(fmt: str, **kw: object) -> tuple[LogWriter, io.StringIO, io.StringIO]
     return w, err, out
 
 
-def render(fmt: str, events: list[Event], **kw: object) -> tuple[str, str]:
+def render(fmt: str, events: Sequence[Event], **kw: object) -> tuple[str, str]:
     w, err, out = writer(fmt, **kw)
     sink = EventRenderer(w, PlainProgress(w, clock=Clock()))
     for e in events:
@@ -87,7 +88,8 @@ def test_json_is_one_logrus_object_per_line_with_the_structured_fields() -> None
         (1, 2, 3, "RUN make test"),
     ]
     (layer,) = by_event["layer"]
-    assert (layer["digest"], layer["size"], layer["entries"], layer["step"]) == (DIGEST, 2_500_000, 12, 1)
+    assert (layer["digest"], layer["size"], layer["entries"]) == (DIGEST, 2_500_000, 12)
+    assert layer["step"] == 1
     assert [c["cache"] for c in by_event["cache"]] == ["miss", "hit"]
     assert by_event["cache"][1]["step"] == 2
     assert by_event["output"][0] == {**by_event["output"][0], "msg": "compiling...", "step": 1}
@@ -120,7 +122,7 @@ def test_text_is_logrus_key_value() -> None:
 
 
 def test_color_lines_look_like_kaniko() -> None:
-    err, out = render("color", [StageStarted(0, None, "scratch"), Notice("warning", "w")])
+    err, _ = render("color", [StageStarted(0, None, "scratch"), Notice("warning", "w")])
     assert err.splitlines() == ["INFO[0000] Building stage 0 from scratch", "WARN[0000] w"]
     err, _ = render("color", [Notice("warning", "w")], color=True)
     assert err == "\x1b[33mWARN\x1b[0m[0000] w\n"

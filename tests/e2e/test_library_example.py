@@ -71,8 +71,10 @@ def test_example_cancels_a_running_build(
     )
     work = tmp_path / "work"
     started = time.monotonic()
-    proc = _run("--context", str(ctx), "--destination", f"{registry.host}/e2e/embed:c",
-                "--insecure", "--work-dir", str(work), "--cancel-on-output", "tests started")  # fmt: skip
+    proc = _run(
+        "--context", str(ctx), "--destination", f"{registry.host}/e2e/embed:c", "--insecure",
+        "--work-dir", str(work), "--cancel-on-output", "tests started",
+    )  # fmt: skip
     elapsed = time.monotonic() - started
     assert proc.returncode == 130, proc.stdout + proc.stderr
     assert "cancelled: the build was cancelled" in proc.stderr

@@ -8,6 +8,7 @@ from pykaniko.executor.events import (
     BlobProgress,
     BuildFinished,
     CacheChecked,
+    Event,
     ImagePushed,
     LayerCreated,
     Notice,
@@ -51,7 +52,7 @@ def manifest() -> Manifest:
 def collect() -> SummaryCollector:
     clock = Clock()
     c = SummaryCollector(clock=clock)
-    for event in [
+    events: list[Event] = [
         StageSkipped(0, "tests", "not needed by the target", 4),
         PhaseTimed("resolve", 0.5, detail="base:1"),
         StageStarted(1, None, "base:1"),
@@ -73,7 +74,8 @@ def collect() -> SummaryCollector:
         ImagePushed("reg/app:1", "sha256:m"),
         ImagePushed("reg/app:latest", "sha256:m"),
         BuildFinished("sha256:m", 7.0),
-    ]:
+    ]
+    for event in events:
         c(event)
     return c
 
