@@ -20,7 +20,15 @@ from pykaniko.errors import ConfigError
 if TYPE_CHECKING:
     from pykaniko.executor import BuildOptions, SecretSource
 
-__all__ = ["LEVELS", "SNAPSHOT_MODES", "build_parser", "options_from_args", "parse_args"]
+__all__ = [
+    "LEVELS",
+    "SNAPSHOT_MODES",
+    "Parser",
+    "build_parser",
+    "flag",
+    "options_from_args",
+    "parse_args",
+]
 
 SNAPSHOT_MODES = ("full", "redo", "time", "stat")
 """The values of :class:`pykaniko.snapshot.SnapshotMode` (a test keeps them equal)."""
@@ -40,12 +48,14 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse that raises a one-line :class:`ConfigError` instead of exiting."""
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(message, hint="see pykaniko --help")
 
 
-def _flag(p: argparse.ArgumentParser, *names: str, default: bool = False, help: str) -> None:
+def flag(p: argparse.ArgumentParser, *names: str, default: bool = False, help: str) -> None:
     """A boolean flag accepting ``--x``, ``--x=true`` and ``--x=false`` (pflag style)."""
     p.add_argument(
         *names, nargs="?", const=True, default=default, type=_bool, metavar="BOOL", help=help
@@ -53,7 +63,7 @@ def _flag(p: argparse.ArgumentParser, *names: str, default: bool = False, help: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="pykaniko",
         description="Build a container image from a Dockerfile without a Docker daemon "
         "(Kaniko-compatible flags).",
@@ -67,59 +77,59 @@ def build_parser() -> argparse.ArgumentParser:
     a("--git", action="append", default=[], metavar="KEY=VALUE", help="git context options")
     a("--build-arg", action="append", default=[], metavar="KEY[=VALUE]", help="build argument")
     a("--target", default=None, help="the stage to build (default: the last one)")
-    _flag(p, "--skip-unused-stages", help="build only stages the target needs")
+    flag(p, "--skip-unused-stages", help="build only stages the target needs")
     a("--custom-platform", "--customPlatform", default="", help="os/arch[/variant] of the image")
     a("--label", action="append", default=[], metavar="KEY=VALUE", help="add a label")
     a("--annotation", action="append", default=[], metavar="KEY=VALUE", help="manifest annotation")
     a("--kaniko-dir", default=None, help="work directory (default /kaniko or a cache dir)")
-    _flag(p, "--force", help="allow in-place builds outside a container")
+    flag(p, "--force", help="allow in-place builds outside a container")
     a(
         "--isolation", default="auto", choices=["auto", "chroot", "in-place"],
         help="how RUN is isolated: chroot where namespaces work, in-place inside a container",
     )  # fmt: skip
     a("-d", "--destination", action="append", default=[], help="image reference to push")
-    _flag(p, "--no-push", help="build without pushing")
-    _flag(p, "--no-push-cache", help="do not push cache layers")
+    flag(p, "--no-push", help="build without pushing")
+    flag(p, "--no-push-cache", help="do not push cache layers")
     a("--tar-path", "--tarPath", default=None, help="write a docker-archive tarball here")
     a("--oci-layout-path", default=None, help="write an OCI image layout here")
     a("--digest-file", default=None, help="write the image digest here")
     a("--image-name-with-digest-file", default=None, help="write repo@digest lines here")
     a("--image-name-tag-with-digest-file", default=None, help="write repo:tag@digest lines")
     a("--push-retry", type=int, default=0, help="extra push attempts per destination")
-    _flag(p, "--push-ignore-immutable-tag-errors", help="treat immutable-tag errors as success")
-    _flag(p, "--skip-push-permission-check", help="skip the up-front push permission probe")
-    _flag(p, "--reproducible", help="clamp timestamps (SOURCE_DATE_EPOCH or 0)")
+    flag(p, "--push-ignore-immutable-tag-errors", help="treat immutable-tag errors as success")
+    flag(p, "--skip-push-permission-check", help="skip the up-front push permission probe")
+    flag(p, "--reproducible", help="clamp timestamps (SOURCE_DATE_EPOCH or 0)")
     a("--compression", default="gzip", choices=["gzip", "zstd"], help="layer compression")
     a("--compression-level", type=int, default=-1, help="compression level (-1: default)")
-    _flag(p, "--cleanup", help="accepted: pykaniko always removes its build directory")
-    _flag(p, "--force-build-metadata", help="add a layer even for metadata-only steps")
-    _flag(p, "--cache", help="use the layer cache")
+    flag(p, "--cleanup", help="accepted: pykaniko always removes its build directory")
+    flag(p, "--force-build-metadata", help="add a layer even for metadata-only steps")
+    flag(p, "--cache", help="use the layer cache")
     a("--cache-repo", default="", help="repository for cache layers")
     a("--cache-dir", default="/cache", help="local base-image cache directory")
     a("--cache-ttl", default="336h", help="cache entry lifetime")
-    _flag(p, "--cache-run-layers", default=True, help="cache RUN layers")
-    _flag(p, "--cache-copy-layers", help="cache COPY layers")
-    _flag(p, "--compressed-caching", default=True, help="accepted for compatibility")
+    flag(p, "--cache-run-layers", default=True, help="cache RUN layers")
+    flag(p, "--cache-copy-layers", help="cache COPY layers")
+    flag(p, "--compressed-caching", default=True, help="accepted for compatibility")
     a(
         "--snapshot-mode", "--snapshotMode", default="full",
         choices=SNAPSHOT_MODES, help="how changes are detected",
     )  # fmt: skip
-    _flag(p, "--single-snapshot", help="one layer per stage")
-    _flag(p, "--use-new-run", help="stat-walk RUN change detection")
+    flag(p, "--single-snapshot", help="one layer per stage")
+    flag(p, "--use-new-run", help="stat-walk RUN change detection")
     a("--ignore-path", action="append", default=[], help="path left out of snapshots")
-    _flag(p, "--ignore-var-run", "--whitelist-var-run", default=True, help="ignore /var/run")
+    flag(p, "--ignore-var-run", "--whitelist-var-run", default=True, help="ignore /var/run")
     a("--image-fs-extract-retry", type=int, default=0, help="accepted for compatibility")
-    _flag(p, "--insecure", help="plain HTTP for push destinations")
-    _flag(p, "--insecure-pull", help="plain HTTP for pulls")
+    flag(p, "--insecure", help="plain HTTP for push destinations")
+    flag(p, "--insecure-pull", help="plain HTTP for pulls")
     a("--insecure-registry", action="append", default=[], help="plain HTTP for a registry")
-    _flag(p, "--skip-tls-verify", help="do not verify TLS for pushes (and pulls, as Kaniko)")
-    _flag(p, "--skip-tls-verify-pull", help="do not verify TLS for pulls")
+    flag(p, "--skip-tls-verify", help="do not verify TLS for pushes (and pulls, as Kaniko)")
+    flag(p, "--skip-tls-verify-pull", help="do not verify TLS for pulls")
     a("--skip-tls-verify-registry", action="append", default=[], help="per-registry no-verify")
     a("--registry-certificate", action="append", default=[], metavar="REG=CA.pem")
     a("--registry-client-cert", action="append", default=[], metavar="REG=CERT,KEY")
     a("--registry-mirror", action="append", default=[], help="Docker Hub mirror")
     a("--registry-map", action="append", default=[], metavar="ORIG=NEW[/PREFIX]")
-    _flag(p, "--skip-default-registry-fallback", help="never fall back to the original")
+    flag(p, "--skip-default-registry-fallback", help="never fall back to the original")
     a("--image-download-retry", type=int, default=0, help="extra pull attempts")
     a(
         "-v",
@@ -130,11 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="panic|fatal|error|warn|info|debug|trace",
     )
     a("--log-format", default="color", choices=["color", "text", "json"], help="color|text|json")
-    _flag(p, "--log-timestamp", help="full timestamps instead of seconds since the start")
+    flag(p, "--log-timestamp", help="full timestamps instead of seconds since the start")
     a("--summary-file", default=None, metavar="FILE", help="write the build summary here (JSON)")
     a("--azure-container-registry-config", default="", help=argparse.SUPPRESS)
     a("--secret", action="append", default=[], metavar="id=ID,src=PATH|env=VAR")
-    _flag(p, "--dry-run", help="print the build plan and exit")
+    flag(p, "--dry-run", help="print the build plan and exit")
     a("--version", action="version", version=f"pykaniko {__version__}")
     return p
 
@@ -234,6 +244,13 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         )
     context = _context(ns.context, ns.context_sub_path)
     no_push = bool(ns.no_push or ns.dry_run) or env.get("KANIKO_NO_PUSH", "").lower() in _TRUE
+    for name in ("digest_file", "image_name_with_digest_file", "image_name_tag_with_digest_file"):
+        value = getattr(ns, name) or ""
+        if value.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--{name.replace('_', '-')}={value}: uploading to a URL is not supported",
+                hint="write a local file and upload it in the next job step",
+            )
     if ns.bucket:
         raise ConfigError(
             f"--bucket={ns.bucket}: bucket build contexts are not supported",

@@ -31,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     if args[:1] == ["version"]:
         args = ["--version"]
+    if args[:1] == ["warmer"]:
+        from pykaniko.cli.warmer import warmer_main
+
+        return warmer_main(args[1:], env)
     if args[:1] == ["bench"]:
         from pykaniko.cli.bench import bench_main
 
