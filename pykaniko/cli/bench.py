@@ -230,36 +230,60 @@ def layer_entries(path: Path) -> dict[str, Entry]:
     return entries
 
 
-def _built_layer_paths(result: ModeResult) -> list[Path]:
-    """Blobs of the layers this build made or took from the cache (base layers are
-    the same for every mode)."""
+def _built_layers(result: ModeResult) -> dict[str, Path]:
+    """Blobs of the layers this build made or took from the cache, by the step that
+    made them (base layers are the same for every mode)."""
     if result.layout is None:
-        return []
-    blobs = result.layout / "blobs"
-    out: list[Path] = []
+        return {}
+    texts: dict[tuple[object, object], str] = {}
+    raw = result.summary.get("step_times", [])
+    for step in raw if isinstance(raw, list) else []:
+        if isinstance(step, dict):
+            text = str(step.get("instruction", ""))
+            texts[(step.get("stage"), step.get("step"))] = text[:40] + (
+                "..." if len(text) > 40 else ""
+            )
+    out: dict[str, Path] = {}
     for layer in result.layers:
-        if layer.get("origin") != "base":
-            algo, _, hexpart = str(layer.get("digest", "")).partition(":")
-            out.append(blobs / algo / hexpart)
+        if layer.get("origin") == "base":
+            continue
+        where = (layer.get("stage"), layer.get("step"))
+        label = f"stage {where[0]} step {where[1]} ({texts.get(where, '?')})"
+        algo, _, hexpart = str(layer.get("digest", "")).partition(":")
+        out[label] = result.layout / "blobs" / algo / hexpart
     return out
 
 
-def compare_layers(a: list[dict[str, Entry]], b: list[dict[str, Entry]]) -> list[str]:
-    """Where two images' built layers differ, as short lines; empty when they hold the
-    same files with the same content and metadata."""
+def _paths(paths: Sequence[str]) -> str:
+    shown = ", ".join("/" + p.lstrip("/") for p in paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def compare_layers(
+    a: Mapping[str, dict[str, Entry]],
+    b: Mapping[str, dict[str, Entry]],
+    *,
+    names: tuple[str, str] = ("first", "second"),
+) -> list[str]:
+    """Where two images' built layers differ, step by step, as short lines; empty when
+    every step made the same files with the same content and metadata."""
     notes: list[str] = []
-    if len(a) != len(b):
-        notes.append(f"{len(a)} vs {len(b)} built layers")
-    for index, (left, right) in enumerate(zip(a, b, strict=False), start=1):
+    for label in [*a, *(k for k in b if k not in a)]:
+        left, right = a.get(label), b.get(label)
+        if left is None or right is None:
+            maker, files = (names[1], right) if left is None else (names[0], left)
+            notes.append(f"{label}: only {maker} made a layer: {_paths(sorted(files or {}))}")
+            continue
         only_left = sorted(set(left) - set(right))
         only_right = sorted(set(right) - set(left))
         changed = sorted(p for p in set(left) & set(right) if left[p] != right[p])
-        for label, paths in (("only in first", only_left), ("only in second", only_right),
-                             ("different", changed)):  # fmt: skip
+        for what, paths in (
+            (f"only in {names[0]}", only_left),
+            (f"only in {names[1]}", only_right),
+            ("different", changed),
+        ):
             if paths:
-                shown = ", ".join("/" + p.lstrip("/") for p in paths[:3])
-                more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
-                notes.append(f"layer {index}: {len(paths)} {label}: {shown}{more}")
+                notes.append(f"{label}: {len(paths)} {what}: {_paths(paths)}")
     return notes
 
 
@@ -317,10 +341,11 @@ def run_bench(
     ok = [r for r in results if r.status == 0 and r.layout is not None]
     if compare and len(ok) > 1:
         reference = ok[0]
-        ref_layers = [layer_entries(p) for p in _built_layer_paths(reference)]
+        ref_layers = {k: layer_entries(p) for k, p in _built_layers(reference).items()}
         for other in ok[1:]:
-            layers = [layer_entries(p) for p in _built_layer_paths(other)]
-            differences[other.mode] = compare_layers(ref_layers, layers)
+            layers = {k: layer_entries(p) for k, p in _built_layers(other).items()}
+            names = (reference.mode, other.mode)
+            differences[other.mode] = compare_layers(ref_layers, layers, names=names)
     return results, differences
 
 
