@@ -43,7 +43,12 @@ if TYPE_CHECKING:
         StepStarted,
     )
     from pykaniko.executor.events import BlobProgress, CacheChecked, PhaseTimed, StepFinished
-    from pykaniko.executor.summary import BuildSummary, LayerSummary, StepSummary
+    from pykaniko.executor.summary import (
+        BuildSummary,
+        LayerSummary,
+        StepSummary,
+        SummaryCollector,
+    )
     from pykaniko.image.platform import Platform
     from pykaniko.registry import RegistryOptions
     from pykaniko.snapshot import SnapshotMode
@@ -89,6 +94,7 @@ __all__ = [
     "StepOutput",
     "StepStarted",
     "StepSummary",
+    "SummaryCollector",
     "UnsafeLayerError",
     "build",
 ]
@@ -102,6 +108,7 @@ _HOMES = {
     "PhaseTimed": "pykaniko.executor.events",
     "StepFinished": "pykaniko.executor.events",
     "StepSummary": "pykaniko.executor.summary",
+    "SummaryCollector": "pykaniko.executor.summary",
     "build": "pykaniko.api",
     "Platform": "pykaniko.image.platform",
     "RegistryOptions": "pykaniko.registry",
