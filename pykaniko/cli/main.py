@@ -50,15 +50,19 @@ def _error_line(err: PykanikoError) -> str:
 
 
 def _report(err: PykanikoError, writer: LogWriter | None) -> int:
+    _fail(_error_line(err), writer, code=err.code, hint=err.hint)
+    return err.exit_status
+
+
+def _fail(line: str, writer: LogWriter | None, *, code: str, hint: str | None = None) -> None:
     """One line on stderr: ``error: ...``, or a record in the text and JSON formats."""
     if writer is not None and writer.fmt != "color":
         from pykaniko.cli.logs import Record
 
-        fields = {"event": "error", "code": err.code, "hint": err.hint}
-        writer.log(Record(logging.ERROR, _error_line(err), fields))
+        fields = {"event": "error", "code": code, "hint": hint}
+        writer.log(Record(logging.ERROR, line, fields))
     else:
-        print(f"error: {_error_line(err)}", file=sys.stderr)
-    return err.exit_status
+        print(f"error: {line}", file=sys.stderr)
 
 
 def build_main(args: Sequence[str], env: Mapping[str, str]) -> int:
@@ -118,15 +122,15 @@ def build_main(args: Sequence[str], env: Mapping[str, str]) -> int:
             log.exception("build failed")
         return _report(err, writer)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        _fail("interrupted", writer, code="interrupted")
         return 130
     except _Terminated as exc:
-        print(f"error: stopped by signal {exc.signum}", file=sys.stderr)
+        _fail(f"stopped by signal {exc.signum}", writer, code="terminated")
         return 128 + exc.signum
     except Exception as exc:  # a bug of ours: one line, the traceback only when asked
         if debug:
             log.exception("internal error")
-        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _fail(f"internal error: {type(exc).__name__}: {exc}", writer, code="internal")
         return 70
     finally:
         for sig, handler in previous.items():

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -243,3 +244,20 @@ def test_live_progress_draws_bars_and_logs_the_same_line_when_done() -> None:
     assert "output while a bar shows" in text  # scrolled above the bars
     assert "Pulled sha256:abababababab (4.0 MB in 2.0s, 2.0 MB/s)" in text
     assert out.getvalue() == ""
+
+
+def test_json_errors_are_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pykaniko.cli import main
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nBOGUS x\n")
+    argv = ["-c", str(tmp_path), "--no-push", "--kaniko-dir", str(tmp_path / "k")]
+    assert main([*argv, "--log-format=json"]) == 1
+    record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert (record["level"], record["event"], record["code"]) == (
+        "error",
+        "error",
+        "dockerfile-syntax",
+    )
+    assert record["msg"].startswith("Dockerfile:2: ")
+    assert main(argv) == 1
+    assert capsys.readouterr().err.startswith("error: Dockerfile:2: ")
