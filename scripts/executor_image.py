@@ -110,7 +110,7 @@ EXECUTOR: Final = f'''{SHEBANG}
 """Kaniko's entry point, pykaniko inside: the same flags as /kaniko/executor."""
 import sys
 
-sys.path.insert(0, sys.prefix + "/lib/{PY}/site-packages")
+sys.path.append(sys.prefix + "/lib/{PY}/site-packages")
 from pykaniko.cli import main
 
 raise SystemExit(main())
