@@ -35,6 +35,7 @@ from pykaniko.executor import (
 from pykaniko.image.platform import Platform, host_platform
 from pykaniko.registry import RegistryOptions
 from pykaniko.registry.mirrors import parse_registry_maps
+from pykaniko.registry.options import DEFAULT_IMAGE_DOWNLOAD_RETRY
 from pykaniko.snapshot import SnapshotMode
 
 __all__ = ["main", "parse_args"]
@@ -130,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--registry-mirror", action="append", default=[], help="Docker Hub mirror")
     a("--registry-map", action="append", default=[], metavar="ORIG=NEW[/PREFIX]")
     _flag(p, "--skip-default-registry-fallback", help="never fall back to the original")
-    a("--image-download-retry", type=int, default=0, help="extra pull attempts")
+    a(
+        "--image-download-retry", type=int, default=DEFAULT_IMAGE_DOWNLOAD_RETRY,
+        help="extra attempts for a pulled blob or manifest that breaks off or arrives wrong",
+    )  # fmt: skip
     a(
         "-v",
         "--verbosity",

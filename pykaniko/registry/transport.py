@@ -1,4 +1,5 @@
-"""HTTP to registries: one ``requests`` session per registry and mode, scheme choice
+"""HTTP to registries: pooled ``requests`` sessions per registry (pulls and pushes share
+them, and so their kept-alive connections, when their TLS settings agree), scheme choice
 (HTTPS, or plain HTTP where allowed), authentication from challenges, quick retries of
 temporary failures and error mapping.
 
@@ -31,13 +32,12 @@ from pykaniko.errors import AuthError, NotFoundError, RegistryError
 from pykaniko.image.reference import normalize_registry
 from pykaniko.registry.auth import Credential, Keychain
 from pykaniko.registry.challenge import Challenge, TokenCache, parse_www_authenticate, scope_string
+from pykaniko.registry.events import Notify
 from pykaniko.registry.options import RegistryOptions
 
 __all__ = ["Body", "Mode", "Notify", "Transport", "is_temporary"]
 
 Mode = Literal["pull", "push"]
-Notify = Callable[[str], None]
-"""Receives one-line notices (retries, mirror fallbacks) for the caller to log."""
 
 
 def _quiet(_message: str) -> None:
@@ -123,6 +123,15 @@ class _Endpoint:
 
 
 _TOKEN = re.compile(r"[\x21-\x7e]+")
+_DISTRIBUTION_CODES = {
+    # what a registry says about bytes it received: worth sending them again
+    "DIGEST_INVALID": "registry-digest-invalid",
+    "SIZE_INVALID": "registry-size-invalid",
+    "BLOB_UPLOAD_INVALID": "registry-upload-invalid",
+    "BLOB_UPLOAD_UNKNOWN": "registry-upload-invalid",
+    "MANIFEST_INVALID": "registry-manifest-invalid",
+    "MANIFEST_BLOB_UNKNOWN": "registry-manifest-blob-unknown",
+}
 
 
 def distribution_errors(resp: requests.Response) -> tuple[str, str]:
@@ -167,6 +176,7 @@ def error_for(
         repository=repository,
         status=status,
         temporary=status in _TEMPORARY_STATUS,
+        code=_DISTRIBUTION_CODES.get(code),
     )
 
 
@@ -194,8 +204,9 @@ class Transport:
         )
         self._tokens = TokenCache()
         self._lock = threading.Lock()
-        self._free: dict[tuple[str, Mode], list[requests.Session]] = {}
-        self._endpoints: dict[tuple[str, Mode], _Endpoint] = {}
+        self._free: dict[tuple[str, bool], list[requests.Session]] = {}
+        self._endpoints: dict[tuple[str, tuple[str, ...]], _Endpoint] = {}
+        self._pinging: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._credentials: dict[str, Credential | None] = {}
         self._all_sessions: list[requests.Session] = []
 
@@ -208,31 +219,37 @@ class Transport:
 
     # -- sessions ------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _lease(self, key: tuple[str, Mode]) -> Iterator[requests.Session]:
-        """Borrow a session for one request: sessions are not shared between threads
-        at the same time, and there are never more than the peak concurrency."""
-        with self._lock:
-            free = self._free.setdefault(key, [])
-            session = free.pop() if free else None
-        if session is None:
-            session = self._new_session(*key)
-        try:
-            yield session
-        finally:
-            with self._lock:
-                self._free.setdefault(key, []).append(session)
-
-    def _new_session(self, registry: str, mode: Mode) -> requests.Session:
+    def _skips_verify(self, registry: str, mode: Mode) -> bool:
         opts = self.options
-        session = requests.Session()
-        session.headers["User-Agent"] = self._user_agent
-        session.trust_env = False
-        skip = (
+        return (
             opts.skip_tls_verify
             or registry in self._skip_verify
             or (mode == "pull" and opts.skip_tls_verify_pull)
         )
+
+    @contextlib.contextmanager
+    def _lease(self, key: tuple[str, Mode]) -> Iterator[requests.Session]:
+        """Borrow a session for one request: sessions are not shared between threads
+        at the same time, and there are never more than the peak concurrency. The
+        most recently returned session is lent first, so sequential requests (pulls
+        and pushes alike) reuse one kept-alive connection."""
+        pool_key = (key[0], self._skips_verify(*key))
+        with self._lock:
+            free = self._free.setdefault(pool_key, [])
+            session = free.pop() if free else None
+        if session is None:
+            session = self._new_session(*pool_key)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._free.setdefault(pool_key, []).append(session)
+
+    def _new_session(self, registry: str, skip: bool) -> requests.Session:
+        opts = self.options
+        session = requests.Session()
+        session.headers["User-Agent"] = self._user_agent
+        session.trust_env = False
         certs = {normalize_registry(k): v for k, v in opts.registry_certificates.items()}
         if skip:
             session.verify = False
@@ -272,6 +289,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         stream: bool = False,
         retries: int | None = None,
+        read_timeout: float | None = None,
     ) -> requests.Response:
         """Send once per attempt; temporary failures are retried with short backoff.
 
@@ -279,7 +297,7 @@ class Transport:
         including errors (the caller maps them).
         """
         attempts = 1 + (self.options.transport_retries if retries is None else retries)
-        timeout = (self.options.connect_timeout, self.options.read_timeout)
+        timeout = (self.options.connect_timeout, read_timeout or self.options.read_timeout)
         where = f"{registry}/{repository}" if repository else registry
         for attempt in range(attempts):
             stream_body: BinaryIO | None = None
@@ -373,15 +391,28 @@ class Transport:
         return ("https",)
 
     def endpoint(self, registry: str, mode: Mode, *, what: str = "ping") -> _Endpoint:
-        """Ping ``/v2/`` once per registry and mode: picks the scheme, learns the challenge."""
-        key = (registry, mode)
+        """Ping ``/v2/`` once per registry (and scheme choice, which only differs
+        between pulls and pushes with ``--insecure-pull``-like flags): picks the
+        scheme, learns the challenge. Concurrent first callers wait for one ping."""
+        key = (registry, self._schemes(registry, mode))
         with self._lock:
             known = self._endpoints.get(key)
+            gate = self._pinging.setdefault(key, threading.Lock())
         if known is not None:
             return known
+        with gate:
+            with self._lock:
+                known = self._endpoints.get(key)
+            if known is not None:
+                return known
+            return self._ping(registry, mode, key, what)
+
+    def _ping(
+        self, registry: str, mode: Mode, key: tuple[str, tuple[str, ...]], what: str
+    ) -> _Endpoint:
         host = registry if registry != "docker.io" else "registry-1.docker.io"
         errors: list[RegistryError] = []
-        for scheme in self._schemes(registry, mode):
+        for scheme in key[1]:
             base = f"{scheme}://{host}"
             try:
                 resp = self.send(
@@ -575,6 +606,8 @@ class Transport:
         body: Body = None,
         params: Mapping[str, str] | None = None,
         stream: bool = False,
+        retries: int | None = None,
+        read_timeout: float | None = None,
     ) -> requests.Response:
         """A request to ``/v2/...`` (``path``) or an absolute ``Location`` URL.
 
@@ -606,6 +639,8 @@ class Transport:
                 body=body,
                 params=params,
                 stream=stream,
+                retries=retries,
+                read_timeout=read_timeout,
             )
             if resp.status_code == 401 and endpoint.challenge is not None and not fresh:
                 challenge = parse_www_authenticate(resp.headers.get("WWW-Authenticate", ""))
@@ -622,7 +657,7 @@ class Transport:
                     resp.close()
                     endpoint = _Endpoint(endpoint.base, found[0])
                     with self._lock:
-                        self._endpoints[(registry, mode)] = endpoint
+                        self._endpoints[(registry, self._schemes(registry, mode))] = endpoint
                     fresh = True
                     continue
             if resp.status_code in expected:
