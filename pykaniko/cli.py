@@ -32,6 +32,7 @@ from pykaniko.executor import (
     StepOutput,
     StepStarted,
 )
+from pykaniko.executor.cache import parse_ttl
 from pykaniko.image.platform import Platform, host_platform
 from pykaniko.registry import RegistryOptions
 from pykaniko.registry.mirrors import parse_registry_maps
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "--force-build-metadata", help="add a layer even for metadata-only steps")
     _flag(p, "--cache", help="use the layer cache")
     a("--cache-repo", default="", help="repository for cache layers")
-    a("--cache-dir", default="/cache", help="local base-image cache directory")
+    a("--cache-dir", default="/cache", help="base-image cache (see pykaniko warmer)")
     a("--cache-ttl", default="336h", help="cache entry lifetime")
     _flag(p, "--cache-run-layers", default=True, help="cache RUN layers")
     _flag(p, "--cache-copy-layers", help="cache COPY layers")
@@ -269,6 +270,9 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         push_retry=ns.push_retry,
         skip_push_permission_check=ns.skip_push_permission_check,
         proxies=_proxies(env),
+        # Kaniko's base-image cache, filled by `pykaniko warmer`: read only with --cache
+        base_cache_dir=Path(ns.cache_dir) if ns.cache and ns.cache_dir else None,
+        base_cache_ttl=parse_ttl(ns.cache_ttl) if ns.cache else 0.0,
     )
     outputs = OutputOptions(
         destinations=tuple(ns.destination),
@@ -381,6 +385,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pykaniko.api import build
 
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["warmer"]:
+        from pykaniko.cli_warmer import main as warmer_main
+
+        return warmer_main(args[1:])
     env = dict(os.environ)
     debug = any(
         a in ("-v=debug", "--verbosity=debug", "-v=trace", "--verbosity=trace") for a in args
@@ -396,8 +404,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.cache and ns.cache_copy_layers:
         log.warning("--cache-copy-layers: COPY layers are not cached (their content still keys "
                     "every later step)")  # fmt: skip
-    if ns.cache and ns.cache_dir != "/cache":
-        log.warning("--cache-dir: the local base-image cache is not used in this version")
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         result = build(options, on_event=_Renderer(timestamps=ns.log_timestamp), env=env)

@@ -46,7 +46,7 @@ from pykaniko.registry.pull import PulledImage, candidates_for, pull_image
 if TYPE_CHECKING:
     from pykaniko.registry.api import RegistryAPI
 
-__all__ = ["BaseImageCache", "CacheEntry", "pull_through_cache"]
+__all__ = ["BaseImageCache", "CacheEntry", "current_digest", "pull_through_cache"]
 
 _VERSION = 1
 _QUICK_TIMEOUT = 5.0
@@ -227,7 +227,7 @@ def _copy_verified(src: Path, dest: Path, digest: str) -> bool:
     return f"{algo}:{h.hexdigest()}" == digest
 
 
-def _current_digest(
+def current_digest(
     api: RegistryAPI, ref: Reference, options: RegistryOptions
 ) -> tuple[str, Reference]:
     """Where ``ref`` points now, asking each candidate registry with a short timeout:
@@ -241,7 +241,13 @@ def _current_digest(
             continue
         if digest is None:
             errors.append(
-                NotFoundError(f"{candidate.ref} not found", registry=candidate.ref.registry)
+                NotFoundError(
+                    f"check manifest {candidate.ref} failed: "
+                    f"{candidate.ref.name}: HTTP 404 MANIFEST_UNKNOWN",
+                    registry=candidate.ref.registry,
+                    repository=candidate.ref.repository,
+                    status=404,
+                )
             )
             continue
         return digest, candidate.ref
@@ -266,7 +272,7 @@ def pull_through_cache(
     if ref.digest:
         return cache.load(hit, ref, store)
     try:
-        current, where = _current_digest(api, ref, options)
+        current, where = current_digest(api, ref, options)
     except (NotFoundError, AuthError):
         raise  # the registry answered: the tag is gone, or we may not see it
     except RegistryError as exc:

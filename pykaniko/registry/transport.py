@@ -209,6 +209,7 @@ class Transport:
         self._pinging: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._credentials: dict[str, Credential | None] = {}
         self._all_sessions: list[requests.Session] = []
+        self._contexts: dict[str, ssl.SSLContext] = {}
 
     def close(self) -> None:
         """Close every session any thread opened (pooled connections included)."""
@@ -254,10 +255,7 @@ class Transport:
         if skip:
             session.verify = False
         else:  # the system's CA store (as Kaniko's Go TLS uses), plus --registry-certificate
-            context = ssl.create_default_context()
-            if registry in certs:
-                context.load_verify_locations(cafile=certs[registry])
-            session.mount("https://", _ContextAdapter(context))
+            session.mount("https://", _ContextAdapter(self._ssl_context(registry, certs)))
         clients = {normalize_registry(k): v for k, v in opts.registry_client_certs.items()}
         if registry in clients:
             session.cert = clients[registry]
@@ -267,6 +265,19 @@ class Transport:
         with self._lock:
             self._all_sessions.append(session)
         return session
+
+    def _ssl_context(self, registry: str, certs: Mapping[str, str]) -> ssl.SSLContext:
+        """One context per registry, shared by its sessions: loading the system's CA
+        store takes tens of milliseconds, too much to pay per connection pool."""
+        with self._lock:
+            context = self._contexts.get(registry)
+        if context is None:
+            context = ssl.create_default_context()
+            if registry in certs:
+                context.load_verify_locations(cafile=certs[registry])
+            with self._lock:
+                context = self._contexts.setdefault(registry, context)
+        return context
 
     @staticmethod
     def url_key(host: str) -> tuple[str, Mode]:
@@ -581,7 +592,8 @@ class Transport:
         if not _TOKEN.fullmatch(token) or expires <= 0:
             # a broken or garbled answer (a flipped byte, a cut body) is worth asking again
             raise RegistryError(
-                f"{registry}: the token server's answer is not a usable token",
+                f"token request for {registry}/{repo or '(registry)'}: the token server's "
+                "answer is not a usable token",
                 registry=registry,
                 repository=repo,
                 temporary=True,

@@ -173,7 +173,8 @@ def start_upload(transport: Transport, registry: str, repository: str, what: str
     location = resp.headers.get("Location")
     if not location:
         raise RegistryError(
-            f"{what}: {registry}/{repository}: no upload location in the answer",
+            f"{what} failed: {registry}/{repository}: HTTP {resp.status_code} "
+            "without an upload location",
             registry=registry,
             repository=repository,
             status=resp.status_code,

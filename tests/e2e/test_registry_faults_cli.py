@@ -55,3 +55,45 @@ def test_one_off_fault_is_survived(
     assert "Traceback" not in result.stderr
     info = skopeo_inspect(f"{registry.host}/{repo}:1")
     assert len(info["Layers"]) == 3
+
+
+def _build(ctx: Path, base: str, dest: str, tmp_path: Path, *extra: str) -> tuple[int, str]:
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN true\n")
+    result = run_pykaniko(
+        [
+            "--context", str(ctx), "--dockerfile", str(ctx / "Dockerfile"),
+            "--destination", dest, "--kaniko-dir", str(tmp_path / "kaniko"), *extra,
+        ]
+    )  # fmt: skip
+    return result.status, result.stderr
+
+
+def test_a_registry_that_stays_broken_is_named(
+    busybox_image: str, registry: RegistryServer, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    fault_proxy.add_rule("503", "GET", r"/manifests/", times=1000)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    base = busybox_image.replace(registry.host, fault_proxy.host, 1)
+    status, stderr = _build(ctx, base, f"{registry.host}/faults/never:1", tmp_path)
+    assert status == 1
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ")
+    assert fault_proxy.host in line
+    assert "busybox" in line
+    assert "HTTP 503" in line
+    assert "Traceback" not in stderr
+
+
+def test_no_retries_when_the_flag_says_none(
+    busybox_image: str, registry: RegistryServer, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    fault_proxy.add_rule("corrupt", "GET", r"/blobs/sha256:")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    base = busybox_image.replace(registry.host, fault_proxy.host, 1)
+    dest = f"{registry.host}/faults/noretry:1"
+    status, stderr = _build(ctx, base, dest, tmp_path, "--image-download-retry=0")
+    assert status == 1
+    assert "pull blob sha256:" in stderr
+    assert "with digest sha256:" in stderr
