@@ -235,7 +235,7 @@ def current_digest(
     errors: list[RegistryError] = []
     for candidate in candidates_for(ref, options):
         try:
-            digest = api.head_manifest(candidate.ref, retries=1, read_timeout=_QUICK_TIMEOUT)
+            digest = api.head_manifest(candidate.ref, retries=0, read_timeout=_QUICK_TIMEOUT)
         except RegistryError as exc:
             errors.append(exc)
             continue

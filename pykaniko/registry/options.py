@@ -69,6 +69,8 @@ class RegistryOptions:
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.replace('_', '-')} must not be negative")
+        if self.base_cache_ttl < 0:
+            raise ConfigError("cache-ttl must not be negative")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ConfigError("registry timeouts must be positive")
         if self.download_threads < 1:

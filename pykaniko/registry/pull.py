@@ -250,22 +250,28 @@ def fetch_layers(
                 store,
                 size=desc.size,
             )
-        except NotFoundError:
-            if not desc.urls:
-                raise
-            return _fetch_foreign(api, desc, store)
+        except NotFoundError as exc:
+            if desc.urls:
+                return _fetch_foreign(api, desc, store)
+            return from_elsewhere(desc, exc)
+        except AuthError:
+            raise
         except RegistryError as exc:
             if not exc.temporary:
                 raise
-            for other in elsewhere():
-                api.transport.notify(f"{exc.message}; trying {other.registry}/{other.repository}")
-                try:
-                    return api.fetch_blob(
-                        other.registry, other.repository, desc.digest, store, size=desc.size
-                    )
-                except RegistryError:
-                    continue
-            raise
+            return from_elsewhere(desc, exc)
+
+    def from_elsewhere(desc: Descriptor, exc: RegistryError) -> Path:
+        """The blob from the next candidate that has it right; else the first error."""
+        for other in elsewhere():
+            api.transport.notify(f"{exc.message}; trying {other.registry}/{other.repository}")
+            try:
+                return api.fetch_blob(
+                    other.registry, other.repository, desc.digest, store, size=desc.size
+                )
+            except RegistryError:
+                continue
+        raise exc
 
     missing = [d for d in layers if not store.has(d.digest)]
     if len(missing) <= 1:

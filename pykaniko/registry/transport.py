@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
-import json
 import re
 import ssl
 import threading
@@ -25,17 +23,33 @@ from typing import Any, BinaryIO, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
-import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from pykaniko.errors import AuthError, NotFoundError, RegistryError
+from pykaniko.errors import AuthError, RegistryError
 from pykaniko.image.reference import normalize_registry
 from pykaniko.registry.auth import Credential, Keychain
 from pykaniko.registry.challenge import Challenge, TokenCache, parse_www_authenticate, scope_string
 from pykaniko.registry.events import Notify
+from pykaniko.registry.hosts import auto_insecure, bypass_proxy
+from pykaniko.registry.httperrors import (
+    TEMPORARY_STATUS,
+    error_for,
+    is_dead_host,
+    is_temporary,
+    short_reason,
+    tls_reason,
+)
 from pykaniko.registry.options import RegistryOptions
 
-__all__ = ["Body", "Mode", "Notify", "Transport", "is_temporary"]
+__all__ = [
+    "Body",
+    "Mode",
+    "Notify",
+    "Transport",
+    "bypass_proxy",
+    "error_for",
+    "is_temporary",
+]
 
 Mode = Literal["pull", "push"]
 
@@ -45,63 +59,6 @@ def _quiet(_message: str) -> None:
 
 
 Body = bytes | Callable[[], BinaryIO] | None
-_TEMPORARY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-def is_temporary(exc: BaseException) -> bool:
-    return isinstance(exc, RegistryError) and exc.temporary
-
-
-def _is_dead_host(exc: requests.RequestException) -> bool:
-    """No TCP connection at all: refused, unresolvable or timed out while connecting."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    inner = getattr(reason, "reason", reason)
-    return isinstance(
-        inner, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError
-    )
-
-
-def _host_name(host: str) -> str:
-    """``host[:port]`` or ``[v6]:port`` without the port."""
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _auto_insecure(host: str) -> bool:
-    """Loopback, ``localhost``, ``*.local`` and private addresses may use plain HTTP."""
-    name = _host_name(host)
-    if name == "localhost" or name.endswith(".local"):
-        return True
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_private
-
-
-def bypass_proxy(host: str, no_proxy: str) -> bool:
-    """``NO_PROXY`` matching: ``*``, exact hosts, ``host:port``, domain suffixes
-    (``example.com`` and ``.example.com`` both match ``a.example.com``), IP networks."""
-    name = _host_name(host)
-    for raw in no_proxy.replace(" ", ",").split(","):
-        entry = raw.strip().lower()
-        if not entry:
-            continue
-        if entry == "*" or entry == host.lower():
-            return True
-        try:
-            if ipaddress.ip_address(name) in ipaddress.ip_network(entry, strict=False):
-                return True
-            continue
-        except ValueError:
-            pass
-        domain = entry.lstrip(".")
-        if name.lower() == domain or name.lower().endswith("." + domain):
-            return True
-    return False
 
 
 class _ContextAdapter(HTTPAdapter):
@@ -123,61 +80,6 @@ class _Endpoint:
 
 
 _TOKEN = re.compile(r"[\x21-\x7e]+")
-_DISTRIBUTION_CODES = {
-    # what a registry says about bytes it received: worth sending them again
-    "DIGEST_INVALID": "registry-digest-invalid",
-    "SIZE_INVALID": "registry-size-invalid",
-    "BLOB_UPLOAD_INVALID": "registry-upload-invalid",
-    "BLOB_UPLOAD_UNKNOWN": "registry-upload-invalid",
-    "MANIFEST_INVALID": "registry-manifest-invalid",
-    "MANIFEST_BLOB_UNKNOWN": "registry-manifest-blob-unknown",
-}
-
-
-def distribution_errors(resp: requests.Response) -> tuple[str, str]:
-    """(first error code, its message) from a Distribution JSON error body."""
-    try:  # at most 64 KiB, and a body that breaks off is just no detail
-        loaded = getattr(resp, "_content", False)  # requests keeps a read body here
-        raw = loaded[:65536] if isinstance(loaded, bytes) else next(resp.iter_content(65536), b"")
-        data = json.loads(raw or b"{}")
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError):
-        return "", ""
-    errors = data.get("errors") if isinstance(data, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return str(errors[0].get("code") or ""), str(errors[0].get("message") or "")
-    return "", ""
-
-
-def error_for(
-    resp: requests.Response, *, registry: str, repository: str, what: str
-) -> RegistryError:
-    """The error to raise for an unexpected response."""
-    status = resp.status_code
-    code, message = distribution_errors(resp)
-    detail = " ".join(x for x in (code, message) if x) or resp.reason or ""
-    where = f"{registry}/{repository}" if repository else registry
-    text = f"{what} failed: {where}: HTTP {status}" + (f" {detail}" if detail else "")
-    target = repository or "this registry"
-    if status in (401, 403):
-        return AuthError(
-            text,
-            registry=registry,
-            repository=repository,
-            status=status,
-            hint=f"check the credentials for {registry} (docker config.json or credential helper)"
-            if status == 401
-            else f"the credentials for {registry} lack permission on {target}",
-        )
-    if status == 404:
-        return NotFoundError(text, registry=registry, repository=repository, status=status)
-    return RegistryError(
-        text,
-        registry=registry,
-        repository=repository,
-        status=status,
-        temporary=status in _TEMPORARY_STATUS,
-        code=_DISTRIBUTION_CODES.get(code),
-    )
 
 
 class Transport:
@@ -350,7 +252,7 @@ class Transport:
                 ) from None
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(
-                    f"{what} failed: {where}: TLS error: {_tls_reason(exc)}",
+                    f"{what} failed: {where}: TLS error: {tls_reason(exc)}",
                     registry=registry,
                     repository=repository,
                     code="registry-tls",
@@ -358,23 +260,23 @@ class Transport:
                     "--insecure-registry for this registry",
                 ) from exc
             except requests.RequestException as exc:
-                dead = _is_dead_host(exc)
+                dead = is_dead_host(exc)
                 if dead or attempt + 1 >= attempts:
                     raise RegistryError(
-                        f"{what} failed: cannot reach {where}: {_short(exc)}",
+                        f"{what} failed: cannot reach {where}: {short_reason(exc)}",
                         registry=registry,
                         repository=repository,
                         temporary=True,
                         code="registry-unreachable" if dead else None,
                         hint=f"is {registry} up and reachable from here?" if dead else None,
                     ) from exc
-                self.notify(f"{what}: {where}: {_short(exc)}; retrying")
+                self.notify(f"{what}: {where}: {short_reason(exc)}; retrying")
                 self._sleep(attempt)
                 continue
             finally:
                 if stream_body is not None:
                     stream_body.close()
-            if resp.status_code in _TEMPORARY_STATUS and attempt + 1 < attempts:
+            if resp.status_code in TEMPORARY_STATUS and attempt + 1 < attempts:
                 resp.close()
                 self.notify(f"{what}: {where}: HTTP {resp.status_code}; retrying")
                 self._sleep(attempt, resp.headers.get("Retry-After"))
@@ -397,11 +299,19 @@ class Transport:
         )
         if explicit:
             return ("http", "https")
-        if _auto_insecure(registry):
+        if auto_insecure(registry):
             return ("https", "http")
         return ("https",)
 
-    def endpoint(self, registry: str, mode: Mode, *, what: str = "ping") -> _Endpoint:
+    def endpoint(
+        self,
+        registry: str,
+        mode: Mode,
+        *,
+        what: str = "ping",
+        retries: int | None = None,
+        read_timeout: float | None = None,
+    ) -> _Endpoint:
         """Ping ``/v2/`` once per registry (and scheme choice, which only differs
         between pulls and pushes with ``--insecure-pull``-like flags): picks the
         scheme, learns the challenge. Concurrent first callers wait for one ping."""
@@ -416,10 +326,17 @@ class Transport:
                 known = self._endpoints.get(key)
             if known is not None:
                 return known
-            return self._ping(registry, mode, key, what)
+            return self._ping(registry, mode, key, what, retries=retries, read_timeout=read_timeout)
 
     def _ping(
-        self, registry: str, mode: Mode, key: tuple[str, tuple[str, ...]], what: str
+        self,
+        registry: str,
+        mode: Mode,
+        key: tuple[str, tuple[str, ...]],
+        what: str,
+        *,
+        retries: int | None,
+        read_timeout: float | None,
     ) -> _Endpoint:
         host = registry if registry != "docker.io" else "registry-1.docker.io"
         errors: list[RegistryError] = []
@@ -433,6 +350,8 @@ class Transport:
                     registry=registry,
                     repository="",
                     what=what,
+                    retries=retries,
+                    read_timeout=read_timeout,
                 )
             except RegistryError as exc:
                 errors.append(exc)
@@ -627,7 +546,9 @@ class Transport:
         answer); anything else raises the mapped error. A bearer 401 is answered
         once with a freshly fetched token for exactly ``scopes``.
         """
-        endpoint = self.endpoint(registry, mode, what=what)
+        endpoint = self.endpoint(
+            registry, mode, what=what, retries=retries, read_timeout=read_timeout
+        )
         url = (
             urljoin(endpoint.base + "/", path)
             if not path.startswith(("http://", "https://"))
@@ -684,23 +605,3 @@ class Transport:
 def _basic_auth(username: str, password: str) -> str:
     """An ``Authorization: Basic`` value (UTF-8, as Docker sends it)."""
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
-def _tls_reason(exc: BaseException) -> str:
-    """``certificate verify failed: self-signed certificate`` out of ssl's wrapping."""
-    found = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(')\]]+)", str(exc))
-    return found.group(1).strip() if found else _short(exc)
-
-
-def _short(exc: BaseException) -> str:
-    """A one-line reason without URLs (they may carry upload state) or object reprs."""
-    text = str(exc)
-    if "Caused by " in text:
-        text = text.split("Caused by ", 1)[1]
-    text = re.sub(r"<[^>]*>:\s*", "", text)
-    text = re.sub(r"^\w+\(['\"]?", "", text)
-    text = re.sub(r"^\w*Connection(?:Pool)?\(host=[^)]*\):\s*", "", text)
-    text = text.replace("Failed to establish a new connection: ", "")
-    while text and text[-1] in "'\") " and (text[-1] != ")" or text.count(")") > text.count("(")):
-        text = text[:-1]
-    return text[:200] or type(exc).__name__

@@ -94,6 +94,22 @@ def test_registry_down_build_uses_the_cache(
     assert any("base-image cache" in n for n in notices), notices
 
 
+def test_a_stalled_registry_is_not_waited_for(
+    registry: RegistryServer, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """The registry accepts connections but does not answer: after a short wait the
+    cached image is used (measured in benchmarks/registry.py, not asserted here)."""
+    manifest = _push(registry, tmp_path, "slow", os.urandom(20_000))
+    cache_dir = tmp_path / "cache"
+    ref = f"{proxy.host}/cached/base:slow"
+    assert _warm(cache_dir, ref) == ["cached"]
+    proxy.stall_seconds = 20.0
+    proxy.add_rule("stall", "*", "", times=100)
+    client, notices = _client(cache_dir)
+    assert _pull_all(client, ref, BlobStore(tmp_path / "s")) == manifest.digest
+    assert any("timed out" in n and "base-image cache" in n for n in notices), notices
+
+
 def test_digest_references_never_ask(
     registry: RegistryServer, proxy: FaultProxy, tmp_path: Path
 ) -> None:
@@ -213,3 +229,26 @@ def assert_cache_consistent(cache_dir: Path) -> None:
         for digest in (data["digest"], data["config_digest"], *data["layers"]):
             blob = cache_dir / "blobs" / "sha256" / digest.split(":")[1]
             assert hashlib.sha256(blob.read_bytes()).hexdigest() == digest.split(":")[1]
+
+
+def test_damaged_records_and_missing_blobs_are_misses(
+    registry: RegistryServer, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    manifest = _push(registry, tmp_path, "records", os.urandom(10_000))
+    cache_dir = tmp_path / "cache"
+    ref = parse_reference(f"{proxy.host}/cached/base:records")
+    assert _warm(cache_dir, str(ref)) == ["cached"]
+    cache = BaseImageCache(cache_dir, DAY)
+    assert cache.lookup(ref, LINUX) is not None
+    records = sorted((cache_dir / "index").glob("*.json"))
+    saved = {r: r.read_bytes() for r in records}
+    for record in records:
+        record.write_bytes(saved[record][: len(saved[record]) // 2])  # torn
+    assert cache.lookup(ref, LINUX) is None
+    for record in records:
+        record.write_bytes(saved[record].replace(b'"version": 1', b'"version": 99'))
+    assert cache.lookup(ref, LINUX) is None
+    for record in records:
+        record.write_bytes(saved[record])
+    (cache.blob_path(manifest.layers[1].digest) or Path()).unlink()
+    assert cache.lookup(ref, LINUX) is None  # incomplete: not served

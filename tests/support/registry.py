@@ -446,7 +446,7 @@ class TokenServer:
 
 FAULT_KINDS: Final = ("503", "reset", "truncate", "corrupt")
 """The kinds the random mode picks from by default (responses only, as before)."""
-RESPONSE_KINDS: Final = ("503", "reset", "truncate", "reset-mid-body", "corrupt")
+RESPONSE_KINDS: Final = ("503", "reset", "truncate", "reset-mid-body", "corrupt", "stall")
 REQUEST_KINDS: Final = ("corrupt-request", "truncate-request", "reset-request")
 _HOP_BY_HOP: Final = frozenset(
     {
@@ -497,8 +497,9 @@ class FaultProxy:
     Response kinds: ``503`` (not forwarded), ``reset`` (connection dropped before
     forwarding), ``truncate`` (half the response body, then a clean close),
     ``reset-mid-body`` (half the body, then a TCP reset), ``corrupt`` (one body byte
-    flipped). Request kinds: ``corrupt-request`` (one byte of the request body flipped
-    before it is forwarded), ``truncate-request`` (half the request body forwarded
+    flipped), ``stall`` (no answer for ``stall_seconds``, then as usual: a registry too
+    slow to wait for). Request kinds: ``corrupt-request`` (one byte of the request body
+    flipped before it is forwarded), ``truncate-request`` (half the request body forwarded
     under the full ``Content-Length``, then both connections dropped: the registry
     sees an upload that broke off), ``reset-request`` (a reset after half the request
     body, nothing forwarded). A response kind on a body-less response, or a request
@@ -528,6 +529,7 @@ class FaultProxy:
         self.rules: list[FaultRule] = []
         self.log: list[tuple[str, str, int]] = []
         self.requests = 0
+        self.stall_seconds = 30.0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         owner = self
@@ -631,6 +633,9 @@ class FaultProxy:
         if kind == "reset":
             self._reset(req)
             return
+        if kind == "stall":
+            time.sleep(self.stall_seconds)
+            kind = None
         if kind == "503" or (kind in RESPONSE_KINDS and req.command != "GET"):
             self._unavailable(req)
             return
