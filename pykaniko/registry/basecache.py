@@ -264,11 +264,12 @@ def pull_through_cache(
     store: BlobStore,
     *,
     options: RegistryOptions,
+    attempts: int | None = None,
 ) -> PulledImage:
     """:func:`pull_image` with the cache in front, as the module doc says."""
     hit = cache.lookup(ref, platform)
     if hit is None:
-        return pull_image(api, ref, platform, store, options)
+        return pull_image(api, ref, platform, store, options, attempts=attempts)
     if ref.digest:
         return cache.load(hit, ref, store)
     try:
@@ -286,4 +287,4 @@ def pull_through_cache(
         return cache.load(hit, ref, store, source=where.with_digest(hit.digest))
     # the tag moved (or the registry does not say where it points): pull it; layers
     # the cache holds still come from there
-    return pull_image(api, ref, platform, store, options)
+    return pull_image(api, ref, platform, store, options, attempts=attempts)

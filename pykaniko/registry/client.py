@@ -104,10 +104,19 @@ class RegistryClient:
 
     # -- pulling -----------------------------------------------------------------------
 
-    def pull(self, ref: Reference, platform: Platform, store: BlobStore) -> PulledImage:
+    def pull(
+        self,
+        ref: Reference,
+        platform: Platform,
+        store: BlobStore,
+        *,
+        attempts: int | None = None,
+    ) -> PulledImage:
         """Resolve ``ref`` (mirrors and maps applied) to a platform manifest; its
         config blob is fetched into ``store`` and verified. Layers are not fetched.
-        A :meth:`prefetch` of the same image is waited for instead of asked again."""
+        A :meth:`prefetch` of the same image is waited for instead of asked again.
+        ``attempts`` overrides ``1 + image_download_retry`` per request (a cache
+        probe that may simply miss can ask for 1)."""
         with self._lock:
             started = self._prefetched.pop(_key(ref, platform, store), None)
         if started is not None:
@@ -115,14 +124,22 @@ class RegistryClient:
                 return started.result()
             except Exception:  # noqa: S110  asked again below, so the error is current
                 pass
-        return self._pull(ref, platform, store)
+        return self._pull(ref, platform, store, attempts=attempts)
 
-    def _pull(self, ref: Reference, platform: Platform, store: BlobStore) -> PulledImage:
+    def _pull(
+        self, ref: Reference, platform: Platform, store: BlobStore, *, attempts: int | None = None
+    ) -> PulledImage:
         if self.base_cache is not None:
             return pull_through_cache(
-                self.api, self.base_cache, ref, platform, store, options=self.options
+                self.api,
+                self.base_cache,
+                ref,
+                platform,
+                store,
+                options=self.options,
+                attempts=attempts,
             )
-        return pull.pull_image(self.api, ref, platform, store, self.options)
+        return pull.pull_image(self.api, ref, platform, store, self.options, attempts=attempts)
 
     def prefetch(
         self, ref: Reference, platform: Platform, store: BlobStore, *, layers: bool = False

@@ -183,3 +183,16 @@ def test_an_upload_that_stays_wrong_fails(
     puts = [p for _k, m, p in fault_proxy.faults if m == "PUT"]
     assert len(puts) == 3
     assert not any("/manifests/" in p for _m, p, _s in fault_proxy.log)
+
+
+def test_a_probe_can_ask_for_one_attempt(
+    image: Manifest, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A layer-cache probe passes ``attempts=1``: a busy registry is a quick miss."""
+    fault_proxy.add_rule("503", "GET", "/manifests/", times=100)
+    client = RegistryClient(_fast(transport_retries=0), StaticKeychain())
+    ref = parse_reference(f"{fault_proxy.host}/faults/base:1")
+    with pytest.raises(RegistryError) as info:
+        client.pull(ref, LINUX, BlobStore(tmp_path), attempts=1)
+    assert info.value.status == 503
+    assert len(fault_proxy.faults) == 1

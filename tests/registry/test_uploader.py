@@ -159,13 +159,14 @@ def test_temporary_failures_get_push_retries(tmp_path: Path) -> None:
     api.fail[digest] = RegistryError("busy", status=503, temporary=True)
     original = api.upload_blob
 
-    def once(*args: Any, **kwargs: Any) -> None:
+    def once(registry: str, repository: str, blob: str, *args: Any, **kwargs: Any) -> None:
         try:
-            original(*args, **kwargs)
+            original(registry, repository, blob, *args, **kwargs)
         finally:
-            api.fail.pop(digest, None)
+            if blob == digest:  # fails the first time only
+                api.fail.pop(digest, None)
 
-    api.upload_blob = once  # type: ignore[method-assign]
+    api.upload_blob = once  # type: ignore[method-assign,assignment]
     with _uploader(api, REFS[:1], store, push_retry=1, retry_backoff=0.01) as up:
         up.push(manifest)
     assert len([c for c in api.calls if c[0] == "upload" and c[2] == digest]) == 2
