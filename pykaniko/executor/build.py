@@ -41,8 +41,8 @@ from pykaniko.executor.events import (
     StageStarted,
 )
 from pykaniko.executor.fsutil import clean_abs, resolve_in_root
+from pykaniko.executor.isolation import Sandbox
 from pykaniko.executor.options import BuildOptions
-from pykaniko.executor.sandbox import Sandbox
 from pykaniko.executor.stage import (
     StageContext,
     StageOutput,
