@@ -16,6 +16,7 @@ from pykaniko.executor.cache import LayerCache, step_key
 from pykaniko.executor.events import Notice, StepOutput
 from pykaniko.executor.fsutil import makedirs_in_root, resolve_in_root
 from pykaniko.executor.isolation import BindMount, RunSpec
+from pykaniko.executor.leakcheck import scanning
 from pykaniko.executor.metadata import DEFAULT_PATH, DEFAULT_SHELL, run_created_by
 from pykaniko.executor.state import StageState, extract_verified, step_text
 from pykaniko.executor.users import Identity, resolve_user
@@ -62,6 +63,11 @@ def run_step(state: StageState, instr: Run, scope: StageScope) -> None:
     created_by = run_created_by(shown_argv, declared)
     state.add_layer(None, created_by)
     if cache is not None and len(state.out.config.diff_ids) > before:
+        if ctx.leaks is not None and cache.push:
+            going = "the cache image"
+            ctx.leaks.clear_for_push([state.out.layers[-1].digest], going)
+            fields = {"created_by": created_by}
+            ctx.leaks.check_fields(fields, going, origin=state.origin(), going=going)
         try:
             cache.put(
                 key,
@@ -103,7 +109,11 @@ def _apply_cached(
     ctx.registry.fetch_layers(hit.image, [hit.layer], store)
     snap = state.ensure_fs()
     what = f"cached layer {hit.layer.digest[:19]}"
-    extract_verified(snap.extract, store.path(hit.layer.digest), hit.layer, hit.diff_id, what)
+    scanner = ctx.leaks.scanner() if ctx.leaks is not None else None
+    apply = snap.extract if scanner is None else scanning(snap.extract, scanner)
+    extract_verified(apply, store.path(hit.layer.digest), hit.layer, hit.diff_id, what)
+    if ctx.leaks is not None and scanner is not None:
+        ctx.leaks.layer_done(hit.layer.digest, scanner.close(), state.origin())
     layer = hit.layer
     out = state.out
     if out.docker != (layer.media_type == mt.DOCKER_LAYER_GZIP):
@@ -223,6 +233,8 @@ def _secret(state: StageState, m: Mount, holder: Path, env: list[str]) -> BindMo
             value = Path(source.path).read_bytes()
     except (KeyError, OSError) as exc:
         raise BuildError(f"secret {m.id!r} cannot be read") from exc
+    if ctx.leaks is not None:
+        ctx.leaks.record_secret(source.id, value)
     if m.env:
         env.append(f"{m.env}={value.decode(errors='replace')}")
     if not m.target:

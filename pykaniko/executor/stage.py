@@ -78,6 +78,7 @@ def _run_all(
         instr = scope.expand(raw)
         state.ctx.events(StepStarted(state.index, number, total, instr.original))
         before = len(state.out.config.diff_ids)
+        state.step = instr
         _step(state, instr, scope)
         if not isinstance(instr, Run):
             # what a COPY/ADD/WORKDIR produced is part of the chain: a changed source

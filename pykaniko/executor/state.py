@@ -22,6 +22,7 @@ from pykaniko.executor.cache import LayerCache
 from pykaniko.executor.events import EventSink, LayerCreated, Notice
 from pykaniko.executor.fsutil import resolve_in_root
 from pykaniko.executor.isolation import Sandbox
+from pykaniko.executor.leakcheck import LeakGuard, Origin, ScanningSink
 from pykaniko.executor.options import BuildOptions
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
@@ -90,6 +91,7 @@ class StageContext:
     stage_output: Callable[[int], StageOutput]
     image_rootfs: Callable[[str, Sequence[str]], Path]
     cache: LayerCache | None = None
+    leaks: LeakGuard | None = None
 
 
 def empty_config(options: BuildOptions) -> ImageConfig:
@@ -106,6 +108,7 @@ class StageState:
         self.out = out
         self.cmd_set = False
         self.last = False
+        self.step: Instruction | None = None  # the instruction being carried out
         self.volumes: list[str] = list(out.config.config.volumes)
 
     def ignore_list(self) -> IgnoreList:
@@ -177,8 +180,11 @@ class StageState:
         store = self.ctx.workspace.store
         tmp = store.temp_path(".layer")
         writer = LayerWriter(tmp, compression=o.compression, level=o.compression_level)
+        leaks = self.ctx.leaks
+        scanner = leaks.scanner() if leaks is not None else None
+        sink = writer if scanner is None else ScanningSink(writer, scanner)
         try:
-            entries = write_layer(changes, self.fs_root, writer, mtime_clamp=self.ctx.mtime_clamp)
+            entries = write_layer(changes, self.fs_root, sink, mtime_clamp=self.ctx.mtime_clamp)
         except BaseException:
             writer.abort()
             raise
@@ -187,6 +193,12 @@ class StageState:
             self.history(created_by, empty=True)
             return
         layer = writer.close()
+        if leaks is not None and scanner is not None:
+            try:  # before the blob store: a refused layer never gets a digest name
+                leaks.layer_done(layer.digest, scanner.close(), self.origin())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         store.adopt(tmp, layer.digest)
         media = mt.layer_media_type(docker=self.out.docker, compression=o.compression)
         self.out.layers.append(Descriptor(media, layer.digest, layer.size))
@@ -196,6 +208,13 @@ class StageState:
         self.ctx.events(
             LayerCreated(self.index, layer.digest, layer.size, entries, time.monotonic() - started)
         )
+
+    def origin(self) -> Origin:
+        """The step being carried out, as a leak report names it."""
+        step = self.step
+        if step is None:
+            return Origin(self.index)
+        return Origin(self.index, step.location, step.original)
 
     def real_path(self, path: str) -> str:
         """``path`` with its parent symlinks resolved inside the rootfs."""

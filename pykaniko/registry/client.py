@@ -12,7 +12,7 @@ from pykaniko.image.platform import Platform
 from pykaniko.image.reference import Reference
 from pykaniko.registry import http, pull, push
 from pykaniko.registry.api import RegistryAPI
-from pykaniko.registry.auth import Keychain
+from pykaniko.registry.auth import Credential, Keychain, RecordingKeychain
 from pykaniko.registry.http import DownloadResult
 from pykaniko.registry.mirrors import split_mirror
 from pykaniko.registry.options import RegistryOptions
@@ -44,8 +44,13 @@ class RegistryClient:
             for host, _prefix, plain in [split_mirror(spec)]
             if plain
         ]
+        self._keychain = RecordingKeychain(keychain)
         self.transport = Transport(
-            options, keychain, user_agent=user_agent, extra_insecure=plain_mirrors, notify=notify
+            options,
+            self._keychain,
+            user_agent=user_agent,
+            extra_insecure=plain_mirrors,
+            notify=notify,
         )
         self.api = RegistryAPI(self.transport)
 
@@ -70,6 +75,11 @@ class RegistryClient:
     ) -> str:
         """Push to every ref (blobs, then the manifest, then tags); the manifest digest."""
         return push.push_image(self.api, manifest, refs, store, self.options, sources=sources)
+
+    def used_credentials(self) -> list[tuple[str, Credential]]:
+        """(registry, credential) for every credential this client has resolved: the
+        passwords and tokens the secret-leak check searches the image for."""
+        return self._keychain.resolved()
 
     def check_push_permission(self, refs: Sequence[Reference]) -> None:
         """Fail before the build when a destination refuses pushes."""
