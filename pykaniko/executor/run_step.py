@@ -18,6 +18,7 @@ from pykaniko.executor.fsutil import makedirs_in_root, resolve_in_root
 from pykaniko.executor.isolation import BindMount, RunSpec
 from pykaniko.executor.leakcheck import scanning
 from pykaniko.executor.metadata import DEFAULT_PATH, DEFAULT_SHELL, run_created_by
+from pykaniko.executor.oserrors import disk_nearly_full, from_os_error, size_text, tree_size
 from pykaniko.executor.state import StageState, extract_verified, step_text
 from pykaniko.executor.users import Identity, resolve_user
 from pykaniko.image import mediatypes as mt
@@ -58,7 +59,20 @@ def run_step(state: StageState, instr: Run, scope: StageScope) -> None:
     if cache is not None and _apply_cached(state, cache, key, instr, declared):
         return
     before = len(state.out.config.diff_ids)
-    _execute(state, instr, cfg, ident, env)
+    try:
+        _execute(state, instr, cfg, ident, env)
+    except OSError as exc:
+        raise from_os_error(
+            exc, "preparing the RUN", state.path_map(), location=instr.location
+        ) from exc
+    except RunError as exc:
+        if exc.hint is None and disk_nearly_full(state.fs_root):
+            used = size_text(tree_size(ctx.workspace.root))
+            exc.hint = (
+                f"the filesystem of --kaniko-dir={ctx.options.work_dir} is full "
+                f"(this build had written {used} there)"
+            )
+        raise
     shown_argv = _argv_shown(instr, cfg)
     created_by = run_created_by(shown_argv, declared)
     state.add_layer(None, created_by)

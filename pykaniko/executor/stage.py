@@ -34,17 +34,19 @@ from pykaniko.dockerfile import (
     Workdir,
     parse_instruction,
 )
-from pykaniko.errors import BuildError, Location
+from pykaniko.errors import BuildError, Location, PykanikoError
 from pykaniko.executor.cache import seed_key, step_key
 from pykaniko.executor.copy_step import copy_step
 from pykaniko.executor.events import StepStarted
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root
+from pykaniko.executor.leakcheck import short_step
 from pykaniko.executor.metadata import (
     DEFAULT_PATH,
     MetadataInstruction,
     apply_metadata,
     created_by_metadata,
 )
+from pykaniko.executor.oserrors import from_os_error
 from pykaniko.executor.run_step import run_step
 from pykaniko.executor.state import (
     StageContext,
@@ -79,7 +81,15 @@ def _run_all(
         state.ctx.events(StepStarted(state.index, number, total, instr.original))
         before = len(state.out.config.diff_ids)
         state.step = instr
-        _step(state, instr, scope)
+        try:
+            _step(state, instr, scope)
+        except OSError as exc:
+            operation = short_step(instr.original, 60)
+            raise from_os_error(exc, operation, state.path_map(), location=instr.location) from exc
+        except PykanikoError as exc:
+            if exc.location is None:  # from the layer, snapshot or registry code below
+                exc.location = instr.location
+            raise
         if not isinstance(instr, Run):
             # what a COPY/ADD/WORKDIR produced is part of the chain: a changed source
             # file changes every key after it, even though COPY itself is not cached

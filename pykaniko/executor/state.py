@@ -24,6 +24,7 @@ from pykaniko.executor.fsutil import resolve_in_root
 from pykaniko.executor.isolation import Sandbox
 from pykaniko.executor.leakcheck import LeakGuard, Origin, ScanningSink
 from pykaniko.executor.options import BuildOptions
+from pykaniko.executor.oserrors import PathMap, from_os_error
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.config import History, ImageConfig
@@ -185,14 +186,17 @@ class StageState:
         sink = writer if scanner is None else ScanningSink(writer, scanner)
         try:
             entries = write_layer(changes, self.fs_root, sink, mtime_clamp=self.ctx.mtime_clamp)
+            layer = writer.close() if entries or self.ctx.options.force_build_metadata else None
+        except OSError as exc:
+            writer.abort()
+            raise from_os_error(exc, "writing the layer", self.path_map()) from exc
         except BaseException:
             writer.abort()
             raise
-        if entries == 0 and not self.ctx.options.force_build_metadata:
+        if layer is None:
             writer.abort()
             self.history(created_by, empty=True)
             return
-        layer = writer.close()
         if leaks is not None and scanner is not None:
             try:  # before the blob store: a refused layer never gets a digest name
                 leaks.layer_done(layer.digest, scanner.close(), self.origin())
@@ -207,6 +211,16 @@ class StageState:
         self.history(created_by, empty=False)
         self.ctx.events(
             LayerCreated(self.index, layer.digest, layer.size, entries, time.monotonic() - started)
+        )
+
+    def path_map(self) -> PathMap:
+        """How error messages show this stage's host paths (as image paths)."""
+        ctx = self.ctx
+        return PathMap(
+            rootfs=[self.out.rootfs] if self.out.rootfs is not None else [],
+            context=ctx.options.context,
+            work_dir=ctx.workspace.root,
+            kaniko_dir=ctx.options.work_dir,
         )
 
     def origin(self) -> Origin:
