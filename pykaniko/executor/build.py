@@ -463,6 +463,15 @@ def build(
         raise ConfigError(
             f"--kaniko-dir={options.work_dir}: cannot create a work directory there: {exc.strerror}"
         ) from exc
+    if workspace.stale_removed:
+        count = len(workspace.stale_removed)
+        events(
+            Notice(
+                "info",
+                f"removed {count} work director{'y' if count == 1 else 'ies'} of interrupted "
+                f"builds from --kaniko-dir={options.work_dir}",
+            )
+        )
     try:
         runner = _Build(
             options,
@@ -510,6 +519,8 @@ def build(
     finally:
         if options.cleanup:
             workspace.cleanup()
+        else:
+            workspace.release()
     seconds = time.monotonic() - started
     events(BuildFinished(digest, seconds))
     return BuildResult(digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds)
