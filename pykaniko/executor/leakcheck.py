@@ -34,6 +34,8 @@ from pykaniko.image.leakscan import (
     Leak,
     LeakScanner,
     Secret,
+    mask,
+    mask_patterns,
     redact,
     scan_json,
     scanning_reader,
@@ -134,6 +136,20 @@ class LeakGuard:
         self._layers: dict[str, tuple[tuple[Leak, ...], Origin]] = {}
         self._warned: set[tuple[str, str]] = set()
         self._pushed = False
+        self._mask: tuple[tuple[Secret, ...], tuple[bytes, ...]] = ((), ())
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret value (raw or base64) masked: for log lines."""
+        secrets = self.values.current()
+        if not secrets:
+            return text
+        with self._lock:
+            known, patterns = self._mask
+        if known != secrets:
+            patterns = mask_patterns(secrets)
+            with self._lock:
+                self._mask = (secrets, patterns)
+        return mask(text, patterns)
 
     def record_secret(self, secret_id: str, value: bytes) -> None:
         """A RUN step serves the secret ``secret_id``: search for its value from now on."""

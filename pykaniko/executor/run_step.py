@@ -16,7 +16,7 @@ from pykaniko.executor.cache import LayerCache, step_key
 from pykaniko.executor.events import Notice, StepOutput
 from pykaniko.executor.fsutil import makedirs_in_root, resolve_in_root
 from pykaniko.executor.isolation import BindMount, RunSpec
-from pykaniko.executor.leakcheck import scanning
+from pykaniko.executor.leakcheck import LeakGuard, scanning
 from pykaniko.executor.metadata import DEFAULT_PATH, DEFAULT_SHELL, run_created_by
 from pykaniko.executor.oserrors import disk_nearly_full, from_os_error, size_text, tree_size
 from pykaniko.executor.state import StageState, extract_verified, step_text
@@ -186,7 +186,7 @@ def _execute(
         status = ctx.sandbox.run(
             spec,
             output=lambda line: ctx.events(
-                StepOutput(state.index, line.decode(errors="replace").rstrip("\n"))
+                StepOutput(state.index, _shown(ctx.leaks, line.decode(errors="replace")))
             ),
         )
     finally:
@@ -198,6 +198,12 @@ def _execute(
             status=status,
             location=instr.location,
         )
+
+
+def _shown(leaks: LeakGuard | None, line: str) -> str:
+    """A line of a RUN's output as logged: secret values the command printed are masked."""
+    line = line.rstrip("\n")
+    return leaks.redact(line) if leaks is not None else line
 
 
 def _mounts(

@@ -44,6 +44,8 @@ __all__ = [
     "Leak",
     "LeakScanner",
     "Secret",
+    "mask",
+    "mask_patterns",
     "redact",
     "scan_blob",
     "scan_json",
@@ -112,9 +114,22 @@ def _needles(secrets: Sequence[Secret]) -> list[_Needle]:
 def redact(text: str, secrets: Sequence[Secret]) -> str:
     """``text`` with every searched form of every secret replaced by ``***`` (paths and
     step texts are printed; the value must never be)."""
+    return mask(text, mask_patterns(secrets))
+
+
+def mask_patterns(secrets: Sequence[Secret]) -> tuple[bytes, ...]:
+    """What :func:`mask` replaces: every searched form, longest first (a value inside
+    another one's encoding is masked whole). Worth keeping for many lines."""
+    return tuple(sorted((n.pattern for n in _needles(secrets)), key=len, reverse=True))
+
+
+def mask(text: str, patterns: Sequence[bytes]) -> str:
+    """``text`` with each of ``patterns`` replaced by ``***``."""
+    if not patterns:
+        return text
     raw = text.encode("utf-8", "surrogateescape")
-    for needle in sorted(_needles(secrets), key=lambda n: -len(n.pattern)):
-        raw = raw.replace(needle.pattern, b"***")
+    for pattern in patterns:
+        raw = raw.replace(pattern, b"***")
     return raw.decode("utf-8", "replace")
 
 

@@ -216,3 +216,52 @@ def test_off_pushes_silently(
     assert result.status == 0, result.stderr
     assert "leaked" not in result.stderr
     assert blobs_containing(dest_registry.storage, NPM_TOKEN.encode())
+
+
+def test_run_output_never_shows_a_secret(
+    busybox_image: str, tmp_path: Path, kaniko_dir: Path
+) -> None:
+    ctx = _context(
+        tmp_path,
+        f"FROM {busybox_image}\n"
+        "RUN --mount=type=secret,id=npmrc cat /run/secrets/npmrc && base64 /run/secrets/npmrc\n",
+    )
+    secret = _secret_file(tmp_path)
+    result = run_pykaniko(
+        [
+            "--context", str(ctx), "--no-push", "--insecure-pull",
+            "--kaniko-dir", str(kaniko_dir), "--secret", f"id=npmrc,src={secret}",
+        ]
+    )  # fmt: skip
+    assert result.status == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "***"  # the file's whole content is the value
+    encoded = base64.b64encode(secret.read_bytes()).decode()
+    assert_clean_output(
+        result.stdout + result.stderr,
+        kaniko_dirs=[kaniko_dir],
+        secrets=[NPM_TOKEN, encoded[8:40]],
+    )
+
+
+def test_a_cached_layer_is_searched_too(
+    busybox_image: str, dest_registry: RegistryServer, tmp_path: Path, kaniko_dir: Path
+) -> None:
+    ctx = _context(
+        tmp_path,
+        f"FROM {busybox_image}\nRUN --mount=type=secret,id=npmrc cp /run/secrets/npmrc /npmrc\n",
+    )
+    secret = ("--secret", f"id=npmrc,src={_secret_file(tmp_path)}")
+    cache = ("--cache=true", f"--cache-repo={dest_registry.host}/leak/cache")
+    ref = f"{dest_registry.host}/leak/cached:1"
+    warned = _build(ctx, ref, kaniko_dir, *secret, *cache, "--secret-check=warn")
+    assert warned.status == 0, warned.stderr
+    assert "pushing the cache image anyway" in warned.stderr
+    assert len(repository_tags(dest_registry.storage, "leak/cache")) == 1
+
+    result = _build(ctx, f"{dest_registry.host}/leak/cached:2", kaniko_dir, *secret, *cache)
+    assert result.status == 1, result.stderr
+    assert 'error: Dockerfile:2: secret "npmrc" leaked into /npmrc' in result.stderr
+    assert repository_tags(dest_registry.storage, "leak/cached") == ["1"]
+    assert_clean_output(
+        result.stdout + result.stderr, kaniko_dirs=[kaniko_dir], secrets=[NPM_TOKEN]
+    )
