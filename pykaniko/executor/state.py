@@ -9,6 +9,7 @@ when something changed, a layer written once to the blob store with both digests
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -188,10 +189,10 @@ class StageState:
             entries = write_layer(changes, self.fs_root, sink, mtime_clamp=self.ctx.mtime_clamp)
             layer = writer.close() if entries or self.ctx.options.force_build_metadata else None
         except OSError as exc:
-            writer.abort()
+            _discard(writer)
             raise from_os_error(exc, "writing the layer", self.path_map()) from exc
         except BaseException:
-            writer.abort()
+            _discard(writer)
             raise
         if layer is None:
             writer.abort()
@@ -226,6 +227,8 @@ class StageState:
     def origin(self) -> Origin:
         """The step being carried out, as a leak report names it."""
         step = self.step
+        if self.ctx.options.single_snapshot:  # one layer for the whole stage
+            return Origin(self.index, None, f"the --single-snapshot layer of stage {self.index}")
         if step is None:
             return Origin(self.index)
         return Origin(self.index, step.location, step.original)
@@ -243,6 +246,13 @@ class StageState:
             empty_layer=empty,
         )
         self.out.config = replace(self.out.config, history=(*self.out.config.history, entry))
+
+
+def _discard(writer: LayerWriter) -> None:
+    """Drop a half-written layer; on a full disk its compressor's last flush fails too,
+    which must not hide the error that got us here."""
+    with contextlib.suppress(OSError):
+        writer.abort()
 
 
 def _lift(ignore: IgnoreList, paths: Sequence[str]) -> IgnoreList:
