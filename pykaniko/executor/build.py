@@ -49,7 +49,7 @@ from pykaniko.executor.events import (
 )
 from pykaniko.executor.fsutil import clean_abs, resolve_in_root
 from pykaniko.executor.isolation import Sandbox
-from pykaniko.executor.leakcheck import LeakGuard, registry_secrets
+from pykaniko.executor.leakcheck import LeakGuard
 from pykaniko.executor.options import BuildOptions
 from pykaniko.executor.oserrors import (
     PathMap,
@@ -58,7 +58,6 @@ from pykaniko.executor.oserrors import (
     is_disk_full,
     output_file,
 )
-from pykaniko.executor.secrets import SecretValues
 from pykaniko.executor.stage import (
     StageContext,
     StageOutput,
@@ -369,35 +368,6 @@ def _layer_cache(
     )
 
 
-def shipped_stages(plan: BuildPlan) -> frozenset[int]:
-    """The target stage and the stages it is built on (``FROM <stage>``): their layers
-    are the image's."""
-    by_index = {p.stage.index: p for p in plan.stages}
-    out: set[int] = set()
-    index: int | None = plan.target_index
-    while index is not None and index not in out:
-        out.add(index)
-        planned = by_index.get(index)
-        base = planned.base if planned is not None else None
-        index = base.index if isinstance(base, StageBase) else None
-    return frozenset(out)
-
-
-def leak_guard(
-    options: BuildOptions,
-    plan: BuildPlan,
-    registry: RegistryClient,
-    events: EventSink,
-    env: Mapping[str, str],
-) -> LeakGuard:
-    """The build's leak check: ``--secret`` values now, registry credentials as they
-    are resolved, secrets RUN steps serve as they are served."""
-    values = SecretValues.for_build(
-        options.secrets, env, providers=[lambda: registry_secrets(registry.used_credentials())]
-    )
-    return LeakGuard(options.secret_check, values, events, shipped_stages=shipped_stages(plan))
-
-
 def _uses_besides_from(plan: BuildPlan, planned: PlannedStage, base: int) -> bool:
     """Whether a stage reads its base stage other than through FROM (COPY --from, a
     RUN mount): then the base's rootfs must outlive the child's changes to its own."""
@@ -456,7 +426,7 @@ def build(
     refs = [parse_reference(d) for d in options.outputs.destinations]
     if refs and not options.outputs.no_push:
         registry.check_push_permission(refs)
-    leaks = leak_guard(options, plan, registry, events, env)
+    leaks = LeakGuard.for_build(options, plan, registry, events, env)
     try:
         workspace = Workspace.create(options.work_dir)
     except OSError as exc:

@@ -26,9 +26,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from pykaniko.dockerfile import BuildPlan, StageBase
 from pykaniko.errors import Location, SecretLeakError
 from pykaniko.executor.events import EventSink, Notice
-from pykaniko.executor.options import SecretCheck
+from pykaniko.executor.options import BuildOptions, SecretCheck
 from pykaniko.executor.secrets import SecretValues, secret_label
 from pykaniko.image.leakscan import (
     Leak,
@@ -40,9 +41,18 @@ from pykaniko.image.leakscan import (
     scan_json,
     scanning_reader,
 )
+from pykaniko.registry import RegistryClient
 from pykaniko.snapshot import ExtractReport, LayerSink
 
-__all__ = ["LeakGuard", "Origin", "ScanningSink", "registry_secrets", "scanning", "short_step"]
+__all__ = [
+    "LeakGuard",
+    "Origin",
+    "ScanningSink",
+    "registry_secrets",
+    "scanning",
+    "shipped_stages",
+    "short_step",
+]
 
 _LAYER_HINT = (
     "a file a step writes stays in its layer even when a later step deletes it: mount "
@@ -117,6 +127,20 @@ def registry_secrets(credentials: Iterable[tuple[str, object]]) -> list[Secret]:
     return out
 
 
+def shipped_stages(plan: BuildPlan) -> frozenset[int]:
+    """The target stage and the stages it is built on (``FROM <stage>``): their layers
+    are the image's."""
+    by_index = {p.stage.index: p for p in plan.stages}
+    out: set[int] = set()
+    index: int | None = plan.target_index
+    while index is not None and index not in out:
+        out.add(index)
+        planned = by_index.get(index)
+        base = planned.base if planned is not None else None
+        index = base.index if isinstance(base, StageBase) else None
+    return frozenset(out)
+
+
 class LeakGuard:
     """One build's leak check: the secret values, the mode, and what was found where."""
 
@@ -150,6 +174,22 @@ class LeakGuard:
             with self._lock:
                 self._mask = (secrets, patterns)
         return mask(text, patterns)
+
+    @classmethod
+    def for_build(
+        cls,
+        options: BuildOptions,
+        plan: BuildPlan,
+        registry: RegistryClient,
+        events: EventSink,
+        env: Mapping[str, str],
+    ) -> LeakGuard:
+        """The build's guard: ``--secret`` values now, registry credentials as they are
+        resolved, secrets RUN steps serve as they are served."""
+        values = SecretValues.for_build(
+            options.secrets, env, providers=[lambda: registry_secrets(registry.used_credentials())]
+        )
+        return cls(options.secret_check, values, events, shipped_stages=shipped_stages(plan))
 
     def record_secret(self, secret_id: str, value: bytes) -> None:
         """A RUN step serves the secret ``secret_id``: search for its value from now on."""

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from pykaniko.dockerfile import parse_dockerfile, plan_build
 from pykaniko.errors import Location, SecretLeakError
 from pykaniko.executor.events import Event, Notice
-from pykaniko.executor.leakcheck import LeakGuard, Origin, registry_secrets, short_step
+from pykaniko.executor.leakcheck import (
+    LeakGuard,
+    Origin,
+    registry_secrets,
+    shipped_stages,
+    short_step,
+)
 from pykaniko.executor.options import SecretSource
 from pykaniko.executor.secrets import SecretValues
 from pykaniko.image.leakscan import Leak, Secret
@@ -136,3 +143,15 @@ def test_recording_keychain_and_registry_secrets() -> None:
         ("the registry password for reg.example", b"p4ssw0rd-long"),
         ("the registry identity token for tok.example", b"idtok-123456789"),
     }
+
+
+def test_shipped_stages_follow_the_target_s_from_chain() -> None:
+    text = (
+        "FROM busybox AS tools\nRUN true\n"
+        "FROM tools AS build\nRUN true\n"
+        "FROM busybox AS other\nRUN true\n"
+        "FROM build\nCOPY --from=other /x /x\n"
+    )
+    plan = plan_build(parse_dockerfile(text, filename="Dockerfile"))
+    assert shipped_stages(plan) == {0, 1, 3}
+    assert shipped_stages(plan_build(parse_dockerfile(text, filename="D"), target="other")) == {2}
