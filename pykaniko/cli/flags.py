@@ -152,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     a("--summary-file", default=None, metavar="FILE", help="write the build summary here (JSON)")
     a("--azure-container-registry-config", default="", help=argparse.SUPPRESS)
     a("--secret", action="append", default=[], metavar="id=ID,src=PATH|env=VAR")
+    a(
+        "--secret-check",
+        default="error",
+        choices=["error", "warn", "off"],
+        help="search every new layer, the config and the cache images for the values of "
+        "--secret, served secrets and the registry credentials used (raw and base64; "
+        "values shorter than 8 bytes are not searched): error (default) fails the build "
+        "before any push, warn pushes with a warning",
+    )
     flag(p, "--dry-run", help="print the build plan and exit")
     a("--version", action="version", version=f"pykaniko {__version__}")
     return p
@@ -352,6 +361,7 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         cache_ttl=ns.cache_ttl,
         cache_run_layers=ns.cache_run_layers,
         push_cache=not ns.no_push_cache,
+        secret_check=ns.secret_check,
     )
 
 

@@ -20,7 +20,7 @@ from pykaniko.image.manifest import Descriptor, Manifest
 from pykaniko.image.platform import Platform
 from pykaniko.image.reference import Reference
 from pykaniko.registry import pull, push
-from pykaniko.registry.auth import Keychain
+from pykaniko.registry.auth import Credential, Keychain, RecordingKeychain
 from pykaniko.registry.basecache import BaseImageCache, pull_through_cache
 from pykaniko.registry.events import Notify, ProgressSink
 from pykaniko.registry.mirrors import split_mirror
@@ -58,7 +58,7 @@ class RegistryClient:
         base_cache: BaseImageCache | None = None,
     ) -> None:
         self.options = options
-        self._keychain = keychain
+        self._keychain = RecordingKeychain(keychain)
         self._user_agent = user_agent
         self._notify = notify
         self._progress = progress
@@ -221,6 +221,11 @@ class RegistryClient:
         return push.new_uploader(
             self.api, refs, store, self.options, sources=sources, local=self._local(store)
         )
+
+    def used_credentials(self) -> list[tuple[str, Credential]]:
+        """(registry, credential) for every credential this client has resolved: the
+        passwords and tokens the secret-leak check searches the image for."""
+        return self._keychain.resolved()
 
     def check_push_permission(self, refs: Sequence[Reference]) -> None:
         """Fail before the build when a destination refuses pushes."""
