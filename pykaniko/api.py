@@ -1,7 +1,8 @@
 """The embeddable library: ``build(options, on_event=...) -> BuildResult``.
 
 Wires the default collaborators (registry client with the Docker config keychain, the
-chroot sandbox) and leaves every one of them replaceable by keyword.
+isolation ``options.isolation`` asks for) and leaves every one of them replaceable by
+keyword.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from collections.abc import Mapping
 from pykaniko.executor import (
     BuildOptions,
     BuildResult,
-    ChrootSandbox,
     Event,
     EventSink,
+    Isolation,
     Notice,
-    Sandbox,
 )
 from pykaniko.executor import build as _run_build
+from pykaniko.executor.options import absolute_paths
 from pykaniko.registry import RegistryClient, default_keychain
 
 __all__ = ["build"]
@@ -33,15 +34,17 @@ def build(
     *,
     on_event: EventSink | None = None,
     registry: RegistryClient | None = None,
-    sandbox: Sandbox | None = None,
+    isolation: Isolation | None = None,
     env: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Build (and push, unless ``options.outputs.no_push``) the image ``options`` describe.
 
     ``env`` is where credentials are looked up (``DOCKER_CONFIG``, GitLab CI variables);
-    it defaults to the process environment, read here and nowhere else.
+    it defaults to the process environment, read here and nowhere else. ``isolation``
+    replaces the one ``options.isolation`` would choose.
     """
     environ = dict(os.environ if env is None else env)
+    options = absolute_paths(options)  # an in-place build works from /
     events = on_event or _ignore
     client = registry or RegistryClient(
         options.registry,
@@ -52,7 +55,7 @@ def build(
         return _run_build(
             options,
             registry=client,
-            sandbox=sandbox or ChrootSandbox(),
+            isolation=isolation,
             events=events,
             env=environ,
         )

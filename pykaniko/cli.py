@@ -86,7 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     a("--label", action="append", default=[], metavar="KEY=VALUE", help="add a label")
     a("--annotation", action="append", default=[], metavar="KEY=VALUE", help="manifest annotation")
     a("--kaniko-dir", default=None, help="work directory (default /kaniko or a cache dir)")
-    _flag(p, "--force", help="accepted for compatibility")
+    _flag(p, "--force", help="allow --isolation=in-place where no container is detected")
+    a(
+        "--isolation", default="auto", choices=["auto", "chroot", "in-place"],
+        help="how RUN is isolated (buildah's flag name): chroot (a rootfs directory per "
+        "stage, namespaces), in-place (Kaniko's mode: the container's own /, for "
+        "unprivileged containers) or auto (chroot where namespaces work, else in-place "
+        "inside a container)",
+    )  # fmt: skip
     a("-d", "--destination", action="append", default=[], help="image reference to push")
     _flag(p, "--no-push", help="build without pushing")
     _flag(p, "--no-push-cache", help="do not push cache layers")
@@ -309,6 +316,8 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         cache_ttl=ns.cache_ttl,
         cache_run_layers=ns.cache_run_layers,
         push_cache=not ns.no_push_cache,
+        isolation=ns.isolation,
+        force=ns.force,
     )
 
 

@@ -22,6 +22,7 @@ Where namespaces are refused (unprivileged containers) it falls back to device n
 made with ``mknod`` and files written into the rootfs, which the parent restores.
 
 Exit status 125 means the sandbox itself failed; 126/127 that the command could not run.
+``--probe`` only tells whether mount namespaces work here (``--isolation=auto``).
 """
 
 from __future__ import annotations
@@ -274,5 +275,21 @@ def main(fd: int) -> int:
             continue
 
 
+def probe() -> int:
+    """``--probe``: can this process make a mount namespace and mount in it? Exit 0 if
+    so, else 1 with the reason on stdout. Run as a process of its own, so the namespace
+    it makes dies with it."""
+    libc = _libc()
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return _fail(f"unshare(CLONE_NEWNS): {os.strerror(ctypes.get_errno())}", 1)
+    try:
+        _mount(libc, "none", "/", "", MS_REC | MS_PRIVATE)
+    except SetupError as exc:
+        return _fail(str(exc), 1)
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--probe"]:
+        sys.exit(probe())
     sys.exit(main(int(sys.argv[1])))
