@@ -1,7 +1,11 @@
 """What each ``RUN --mount`` serves, as :class:`BindMount` values the isolation puts in
 place: the cache directory, the secret's private copy, the bind source, a tmpfs.
 
-Secret values never reach a layer, the history, the cache key or a log.
+Secrets come from ``--secret`` or, for an id that has none, from the kaniko dir (the
+convention of Kaniko jobs that write ``/kaniko/NAME`` before the executor runs):
+``<kaniko-dir>/<id>``, or the file at the mount's target when the target lies in the
+kaniko dir. An explicit ``--secret`` wins. Secret values never reach a layer, the
+history, the cache key or a log.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ from pathlib import Path
 
 from pykaniko.dockerfile import Mount, StageBase
 from pykaniko.errors import BuildError
-from pykaniko.executor.fsutil import resolve_in_root
+from pykaniko.executor.fsutil import clean_abs, resolve_in_root
 from pykaniko.executor.isolation import BindMount
 from pykaniko.executor.state import StageState
 
-__all__ = ["run_mounts"]
+__all__ = ["find_kaniko_secret", "run_mounts"]
 
 
 def run_mounts(
@@ -48,6 +52,25 @@ def run_mounts(
     return out
 
 
+def find_kaniko_secret(kaniko_dir: Path, sid: str, target: str) -> tuple[Path | None, list[str]]:
+    """The kaniko-dir file serving secret ``sid`` mounted at ``target``, and the places
+    looked at: the target itself when it lies in the kaniko dir, then
+    ``<kaniko-dir>/<id>`` (an id naming another directory is never looked up)."""
+    base = clean_abs(os.path.abspath(kaniko_dir))
+    looked: list[str] = []
+    if target:
+        dst = clean_abs(target)
+        if dst.startswith(base.rstrip("/") + "/"):
+            looked.append(dst)
+    by_id = f"{base.rstrip('/')}/{sid}"
+    if sid and "/" not in sid and sid not in (".", "..") and by_id not in looked:
+        looked.append(by_id)
+    for place in looked:
+        if Path(place).is_file():
+            return Path(place), looked
+    return None, looked
+
+
 def _secret(state: StageState, m: Mount, holder: Path, env: list[str]) -> BindMount | None:
     """A secret is a private file in the RUN's scratch directory, with the mount's mode
     and owner, mounted read-only (or an env value)."""
@@ -62,13 +85,18 @@ def _secret(state: StageState, m: Mount, holder: Path, env: list[str]) -> BindMo
             assert source.path is not None
             origin = Path(source.path)
             value = origin.read_bytes()
-        elif m.required:
-            raise BuildError(
-                f"secret {sid!r} is required but was not given",
-                hint=f"pass --secret id={sid},src=FILE",
-            )
         else:
-            return None  # an optional secret that is missing is not mounted (BuildKit)
+            origin, looked = find_kaniko_secret(ctx.options.work_dir, sid, m.target)
+            if origin is None:
+                if m.required:
+                    places = " or ".join(looked) or "the kaniko dir"
+                    raise BuildError(
+                        f"secret {sid!r} is required but was not given: no --secret "
+                        f"id={sid} and no file at {places}",
+                        hint=f"pass --secret id={sid},src=FILE",
+                    )
+                return None  # an optional secret that is missing is not mounted (BuildKit)
+            value = origin.read_bytes()
     except (KeyError, OSError) as exc:
         raise BuildError(f"secret {sid!r} cannot be read") from exc
     if m.env:
