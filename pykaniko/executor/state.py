@@ -165,6 +165,9 @@ class StageState:
                 self.ctx.events(Notice("warning", f"{what}: {warning}"))
         if self.out.pending:
             snap.settle()
+            own = self.ctx.isolation.host_dirs()
+            if own:
+                snap.diff(own)  # into the baseline as they are: they are not the image's
         self.out.pending = []
         return snap
 

@@ -38,7 +38,7 @@ def _build(
                 "context": str(ctx),
                 "destination": dest,
                 "registry": registry.host,
-                "keep": ["/etc/hosts", "/workspace"],
+                "keep": ["/etc/hosts", "/workspace", "/secrets/pod/token"],
                 "secrets": {"tok": str(root / "workspace" / "token")},
             }
         )
@@ -68,6 +68,8 @@ def container_root(tmp_path: Path) -> Path:
     (root / "etc" / "own-image-file").write_text("removed before the base is unpacked\n")
     (root / "workspace").mkdir()
     (root / "workspace" / "token").write_text(SECRET)
+    (root / "secrets" / "pod").mkdir(parents=True)  # a pod secret mounted below dirs
+    (root / "secrets" / "pod" / "token").write_text("pod token\n")  # the image lacks
     (root / "usr" / "local").mkdir(parents=True)
     (root / "usr" / "local" / "leftover").write_text("x")
     os.chmod(root, 0o755)
@@ -116,8 +118,11 @@ def test_multi_stage_in_place(
     assert (image / "home" / "user").is_dir()  # the image's /home is back after the tmpfs
     for absent in ("a.txt", "ra.txt", "rc.txt", "run/secrets", "cache", "src", "workspace"):
         assert not (image / absent).exists(), absent
-    # the container's own paths are untouched and never in a layer
+    # the container's own paths are untouched and never in a layer, nor the
+    # directories holding them
     assert not (image / "etc" / "hosts").exists()
+    assert not (image / "secrets").exists()
+    assert (container_root / "secrets" / "pod" / "token").read_text() == "pod token\n"
     assert not (image / "kaniko").exists()
     assert (container_root / "etc" / "hosts").read_text() == "10.0.0.7 runner\n"
     assert (container_root / "kaniko" / "executor").is_file()
@@ -148,3 +153,19 @@ def test_copy_into_the_context_is_refused(
     )
     assert "COPY destination /workspace/ctx lies in" in log
     assert (ctx / "keep.txt").read_text() == "the user's file\n"
+
+
+def test_directories_holding_kept_paths_stay_out_of_layers(
+    busybox_image: str, registry: RegistryServer, tmp_path: Path, container_root: Path
+) -> None:
+    """``/secrets/pod`` holds a mounted token: it survives the clearing, and the first
+    RUN's snapshot must not take it for something the image made."""
+    ctx = container_root / "workspace" / "ctx"
+    ctx.mkdir(parents=True)
+    (ctx / "Dockerfile").write_text(f"FROM {busybox_image}\nRUN echo hi > made.txt\n")
+    dest = f"{registry.host}/e2e/inplace:holders"
+    _build(tmp_path, container_root, ctx, dest, registry)
+    layout, tag = pull_to_oci(dest, tmp_path / "oci")
+    image = umoci_unpack(layout, tag, tmp_path / "bundle")
+    assert (image / "made.txt").read_text() == "hi\n"
+    assert not (image / "secrets").exists()

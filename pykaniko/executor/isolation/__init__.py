@@ -91,6 +91,12 @@ class Isolation(Protocol):
         """What extracting a layer onto a stage rootfs must leave alone."""
         ...
 
+    def host_dirs(self) -> tuple[str, ...]:
+        """Directories of the rootfs that were there before its base was unpacked and
+        are the builder's, not the image's: once the base is extracted they join the
+        snapshot baseline as they are, so the first layer never takes them as new."""
+        ...
+
     def acquire(self, out: StageOutput, workspace: Workspace) -> Path:
         """An empty rootfs for ``out``, ready for its base's layers; whatever occupied the
         place before is moved away (still needed) or removed."""

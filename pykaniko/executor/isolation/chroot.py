@@ -65,8 +65,7 @@ def probe_namespaces(python: str = sys.executable) -> str | None:
     try:
         done = subprocess.run(
             [python, "-I", "-S", str(_CHILD), "--probe"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
+            capture_output=True,  # no /dev/null: a bare chroot may have no /dev
             env={"PATH": os.defpath},
             timeout=30,
             check=False,
@@ -101,6 +100,9 @@ class ChrootIsolation:
         """A rootfs directory of its own: layers are applied whole, as Docker does."""
         del ignore
         return _NOTHING
+
+    def host_dirs(self) -> tuple[str, ...]:
+        return ()  # the rootfs directory starts empty
 
     def acquire(self, out: StageOutput, workspace: Workspace) -> Path:
         return workspace.rootfs(out.index)

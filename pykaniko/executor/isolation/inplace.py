@@ -37,7 +37,7 @@ from pykaniko.executor.fsutil import resolve_in_root
 from pykaniko.executor.isolation import RunSpec
 from pykaniko.executor.isolation.emulate import MountEmulation
 from pykaniko.executor.isolation.output import Forward, start_pump
-from pykaniko.executor.isolation.treeops import clear_root, park, remove_entry, unpark
+from pykaniko.executor.isolation.treeops import clear_root, holders, park, remove_entry, unpark
 from pykaniko.snapshot import IgnoreList
 
 if TYPE_CHECKING:
@@ -200,6 +200,12 @@ class InPlaceIsolation:
         """Kept paths are the container's: never written or removed. VOLUME entries are
         image content when a layer is applied, so only the exact entries count."""
         return IgnoreList.of(exact=ignore.exact)
+
+    def host_dirs(self) -> tuple[str, ...]:
+        """The directories holding kept paths (``/secrets`` of a secret mounted at
+        ``/secrets/tok``, ``/builds/group`` of the GitLab checkout): never cleared, so
+        not new to the image unless a step writes them."""
+        return tuple(sorted(holders(self.keep)))
 
     def acquire(self, out: StageOutput, workspace: Workspace) -> Path:
         self._vacate(workspace)
