@@ -30,7 +30,14 @@ from pykaniko.dockerfile import (
     plan_build,
     render_plan,
 )
-from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError, RegistryError
+from pykaniko.errors import (
+    BuildError,
+    ConfigError,
+    DiskFullError,
+    ImageError,
+    PykanikoError,
+    RegistryError,
+)
 from pykaniko.executor.cache import LayerCache, cache_repository, parse_ttl
 from pykaniko.executor.events import (
     BuildFinished,
@@ -42,8 +49,16 @@ from pykaniko.executor.events import (
 )
 from pykaniko.executor.fsutil import clean_abs, resolve_in_root
 from pykaniko.executor.isolation import Isolation
-from pykaniko.executor.isolation.select import choose_isolation
+from pykaniko.executor.isolation.select import choose_isolation, read_mountinfo
+from pykaniko.executor.leakcheck import LeakGuard
 from pykaniko.executor.options import BuildOptions, absolute_paths
+from pykaniko.executor.oserrors import (
+    PathMap,
+    disk_full,
+    from_os_error,
+    is_disk_full,
+    output_file,
+)
 from pykaniko.executor.stage import (
     StageContext,
     StageOutput,
@@ -51,6 +66,7 @@ from pykaniko.executor.stage import (
     ensure_rootfs,
     extract_verified,
 )
+from pykaniko.executor.summary import BuildSummary
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.manifest import Descriptor, Manifest
@@ -74,6 +90,7 @@ class BuildResult:
     references: tuple[str, ...]
     plan_text: str
     seconds: float
+    summary: BuildSummary | None = None
 
 
 def _read_text(path: Path) -> str:
@@ -124,13 +141,6 @@ def _created(options: BuildOptions, env: Mapping[str, str]) -> tuple[str, int | 
     return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), None
 
 
-def _mountinfo() -> str:
-    try:
-        return Path("/proc/self/mountinfo").read_text()
-    except OSError:
-        return ""
-
-
 class _Build:
     def __init__(
         self,
@@ -146,10 +156,12 @@ class _Build:
         mountinfo: str,
         notices: Sequence[Notice] = (),
         cache: LayerCache | None = None,
+        leaks: LeakGuard | None = None,
     ) -> None:
         self.cache = cache
         self.mountinfo = mountinfo
         self.notices = list(notices)
+        self.leaks = leaks
         self.options = options
         self.env = env
         self.created = created
@@ -237,9 +249,11 @@ class _Build:
             image_rootfs=self.image_rootfs,
             environ=self.env,
             cache=self.cache,
+            leaks=self.leaks,
         )
         for skipped in self.plan.skipped:
-            self.events(StageSkipped(skipped.stage.index, skipped.stage.name, skipped.reason))
+            gone = skipped.stage
+            self.events(StageSkipped(gone.index, gone.name, skipped.reason, len(gone.instructions)))
         final: StageOutput | None = None
         for pos, planned in enumerate(self.plan.stages):
             stage = planned.stage
@@ -401,35 +415,47 @@ def build(
     events: EventSink,
     env: Mapping[str, str],
     isolation: Isolation | None = None,
+    wrap_isolation: Callable[[Isolation], Isolation] | None = None,
 ) -> BuildResult:
     """Build the image ``options`` describe and deliver it to every requested output.
 
     ``env`` is the only environment the build reads (``SOURCE_DATE_EPOCH``, secrets
     given as ``--secret id=X,env=VAR``, ``PYKANIKO_IGNORE_PATHS``). ``isolation`` is
-    chosen from ``options.isolation`` unless given.
+    chosen from ``options.isolation`` unless given; ``wrap_isolation`` lets the caller
+    intercept it (the api's cancellation kills a running RUN through it).
     """
     started = time.monotonic()
     plan = load_plan(options)
     if options.dry_run:
         return BuildResult("", None, b"", (), render_plan(plan), time.monotonic() - started)
     options = absolute_paths(options)
-    mountinfo = _mountinfo()
-    notices: list[Notice] = []
+    mountinfo = read_mountinfo()
+    notices: tuple[Notice, ...] = ()
     if isolation is None:
         choice = choose_isolation(options, env, mountinfo)
-        isolation = choice.isolation
-        notices.append(Notice("info", f"RUN isolation: {isolation.name} ({choice.reason})"))
-        notices += [Notice("warning", warning) for warning in choice.warnings]
+        isolation, notices = choice.isolation, choice.notices()
+    if wrap_isolation is not None:
+        isolation = wrap_isolation(isolation)
     created = _created(options, env)
     refs = [parse_reference(d) for d in options.outputs.destinations]
     if refs and not options.outputs.no_push:
         registry.check_push_permission(refs)
+    leaks = LeakGuard.for_build(options, plan, registry, events, env)
     try:
         workspace = Workspace.create(options.work_dir)
     except OSError as exc:
         raise ConfigError(
             f"--kaniko-dir={options.work_dir}: cannot create a work directory there: {exc.strerror}"
         ) from exc
+    if workspace.stale_removed:
+        count = len(workspace.stale_removed)
+        events(
+            Notice(
+                "info",
+                f"removed {count} work director{'y' if count == 1 else 'ies'} of interrupted "
+                f"builds from --kaniko-dir={options.work_dir}",
+            )
+        )
     try:
         isolation.begin()
         runner = _Build(
@@ -444,10 +470,14 @@ def build(
             mountinfo=mountinfo,
             notices=notices,
             cache=_layer_cache(options, refs, registry, workspace),
+            leaks=leaks,
         )
         final = runner.run()
         manifest, config_raw = assemble(final, options, created[0], workspace.store.put_bytes)
         digest = manifest.digest
+        leaks.check_metadata(config_raw, "the image config")
+        leaks.check_metadata(manifest.raw, "the image manifest")
+        leaks.clear_for_push([d.digest for d in manifest.layers], "the image")
         _deliver(
             options=options,
             manifest=manifest,
@@ -458,13 +488,26 @@ def build(
             workspace=workspace,
             events=events,
         )
-    except PykanikoError:
+    except DiskFullError:
+        raise
+    except PykanikoError as exc:
+        if is_disk_full(exc):  # measured before the work dir is cleaned below
+            raise disk_full(
+                exc.message,
+                where=options.work_dir,
+                flag=f"--kaniko-dir={options.work_dir}",
+                used_by_build=workspace.root,
+                location=exc.location,
+            ) from exc
         raise
     except OSError as exc:
-        raise BuildError(f"build failed: {exc}") from exc
+        paths = PathMap(work_dir=workspace.root, kaniko_dir=options.work_dir)
+        raise from_os_error(exc, "build", paths) from exc
     finally:
         if options.cleanup:
             workspace.cleanup()
+        else:
+            workspace.release()
     seconds = time.monotonic() - started
     events(BuildFinished(digest, seconds))
     return BuildResult(digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds)
@@ -500,15 +543,20 @@ def _deliver(
     o = options.outputs
     digest = manifest.digest
     if o.digest_file:
-        o.digest_file.write_text(digest)
+        with output_file("--digest-file", o.digest_file):
+            o.digest_file.write_text(digest)
     if o.image_name_with_digest_file:
-        o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
+        with output_file("--image-name-with-digest-file", o.image_name_with_digest_file):
+            o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
     if o.image_name_tag_with_digest_file:
-        o.image_name_tag_with_digest_file.write_text(
-            "".join(
-                f"{r.name}:{r.tag}@{digest}\n" if r.tag else f"{r.name}@{digest}\n" for r in refs
+        with output_file("--image-name-tag-with-digest-file", o.image_name_tag_with_digest_file):
+            o.image_name_tag_with_digest_file.write_text(
+                "".join(
+                    f"{r.name}:{r.tag}@{digest}\n" if r.tag else f"{r.name}@{digest}\n"
+                    for r in refs
+                )
             )
-        )
+    image_size = sum(d.size for d in manifest.layers) + len(config_raw)
     if o.oci_layout_path or o.tar_path:
         missing = [d for d in manifest.layers if not workspace.store.has(d.digest)]
         for source in final.sources:
@@ -520,14 +568,19 @@ def _deliver(
     if o.oci_layout_path:
         from pykaniko.image.layout import write_oci_layout
 
-        write_oci_layout(
-            o.oci_layout_path, manifest, workspace.store, ref_name=refs[0].tag if refs else None
-        )
+        with output_file("--oci-layout-path", o.oci_layout_path, needed=image_size):
+            write_oci_layout(
+                o.oci_layout_path,
+                manifest,
+                workspace.store,
+                ref_name=refs[0].tag if refs else None,
+            )
     if o.tar_path:
         from pykaniko.image.tarball import write_docker_archive
 
         tags = [str(r) for r in refs] or ["docker.io/unset-repo/unset-image-name:latest"]
-        write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
+        with output_file("--tar-path", o.tar_path, needed=image_size):
+            write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
     if o.no_push:
         return
     try:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from pykaniko.errors import ConfigError
 from pykaniko.executor.isolation import IsolationMode
@@ -14,7 +15,9 @@ from pykaniko.image.platform import Platform, host_platform
 from pykaniko.registry.options import RegistryOptions
 from pykaniko.snapshot import SnapshotMode
 
-__all__ = ["BuildOptions", "OutputOptions", "SecretSource", "absolute_paths"]
+__all__ = ["BuildOptions", "OutputOptions", "SecretCheck", "SecretSource", "absolute_paths"]
+
+SecretCheck = Literal["error", "warn", "off"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +84,15 @@ class BuildOptions:
     cache_ttl: str = "336h"
     cache_run_layers: bool = True
     push_cache: bool = True
+    secret_check: SecretCheck = "error"  # noqa: S105  a mode, not a password
     # how RUN is isolated (chroot or in-place; auto picks); force allows in-place
     # outside a detected container
     isolation: IsolationMode = "auto"
     force: bool = False
 
     def __post_init__(self) -> None:
+        if self.secret_check not in ("error", "warn", "off"):
+            raise ConfigError(f"--secret-check={self.secret_check}: expected error, warn or off")
         if self.isolation not in ("auto", "chroot", "in-place"):
             raise ConfigError(f"--isolation={self.isolation}: expected auto, chroot or in-place")
         if not self.context.is_dir():

@@ -99,6 +99,8 @@ def _secret(state: StageState, m: Mount, holder: Path, env: list[str]) -> BindMo
             value = origin.read_bytes()
     except (KeyError, OSError) as exc:
         raise BuildError(f"secret {sid!r} cannot be read") from exc
+    if ctx.leaks is not None:
+        ctx.leaks.record_secret(sid, value)
     if m.env:
         env.append(f"{m.env}={value.decode(errors='replace')}")
     if not m.target:

@@ -10,10 +10,12 @@ from dataclasses import replace
 from pykaniko.dockerfile import Run, StageScope
 from pykaniko.errors import BuildError, PykanikoError, RunError
 from pykaniko.executor.cache import LayerCache, step_key
-from pykaniko.executor.events import Notice, StepOutput
+from pykaniko.executor.events import CacheChecked, Notice, StepOutput
 from pykaniko.executor.fsutil import makedirs_in_root
 from pykaniko.executor.isolation import RunSpec
+from pykaniko.executor.leakcheck import LeakGuard, scanning
 from pykaniko.executor.metadata import DEFAULT_PATH, DEFAULT_SHELL, run_created_by
+from pykaniko.executor.oserrors import disk_nearly_full, from_os_error, size_text, tree_size
 from pykaniko.executor.run_mounts import run_mounts
 from pykaniko.executor.state import StageState, extract_verified, step_text
 from pykaniko.executor.users import Identity, resolve_user
@@ -55,11 +57,29 @@ def run_step(state: StageState, instr: Run, scope: StageScope) -> None:
     if cache is not None and _apply_cached(state, cache, key, instr, declared):
         return
     before = len(state.out.config.diff_ids)
-    _execute(state, instr, cfg, ident, env)
+    try:
+        _execute(state, instr, cfg, ident, env)
+    except OSError as exc:
+        raise from_os_error(
+            exc, "preparing the RUN", state.path_map(), location=instr.location
+        ) from exc
+    except RunError as exc:
+        if exc.hint is None and disk_nearly_full(state.fs_root):
+            used = size_text(tree_size(ctx.workspace.root))
+            exc.hint = (
+                f"the filesystem of --kaniko-dir={ctx.options.work_dir} is full "
+                f"(this build had written {used} there)"
+            )
+        raise
     shown_argv = _argv_shown(instr, cfg)
     created_by = run_created_by(shown_argv, declared)
     state.add_layer(None, created_by)
     if cache is not None and len(state.out.config.diff_ids) > before:
+        if ctx.leaks is not None and cache.push:
+            going = "the cache image"
+            ctx.leaks.clear_for_push([state.out.layers[-1].digest], going)
+            fields = {"created_by": created_by}
+            ctx.leaks.check_fields(fields, going, origin=state.origin(), going=going)
         try:
             cache.put(
                 key,
@@ -95,14 +115,18 @@ def _apply_cached(
         ctx.events(Notice("warning", f"cache lookup for {key[:12]} failed: {exc}"))
         return False
     if hit is None:
-        ctx.events(Notice("info", f"no cached layer for {key[:12]}"))
+        ctx.events(CacheChecked(state.index, key, hit=False))
         return False
     store = ctx.workspace.store
     ctx.registry.fetch_layers(hit.image, [hit.layer], store)
     snap = state.ensure_fs()
     what = f"cached layer {hit.layer.digest[:19]}"
-    path = store.path(hit.layer.digest)
-    extract_verified(state.extract_into(snap), path, hit.layer, hit.diff_id, what)
+    scanner = ctx.leaks.scanner() if ctx.leaks is not None else None
+    extract = state.extract_into(snap)
+    apply = extract if scanner is None else scanning(extract, scanner)
+    extract_verified(apply, store.path(hit.layer.digest), hit.layer, hit.diff_id, what)
+    if ctx.leaks is not None and scanner is not None:
+        ctx.leaks.layer_done(hit.layer.digest, scanner.close(), state.origin())
     layer = hit.layer
     out = state.out
     if out.docker != (layer.media_type == mt.DOCKER_LAYER_GZIP):
@@ -116,7 +140,7 @@ def _apply_cached(
     out.config = replace(cfg, diff_ids=(*cfg.diff_ids, hit.diff_id))
     shown_argv = _argv_shown(instr, out.config.config)
     state.history(run_created_by(shown_argv, declared), empty=False)
-    ctx.events(Notice("info", f"using cached layer {hit.layer.digest[:19]} for {key[:12]}"))
+    ctx.events(CacheChecked(state.index, key, hit=True, digest=hit.layer.digest))
     return True
 
 
@@ -161,7 +185,7 @@ def _execute(
         status = ctx.isolation.run(
             spec,
             output=lambda line: ctx.events(
-                StepOutput(state.index, line.decode(errors="replace").rstrip("\n"))
+                StepOutput(state.index, _shown(ctx.leaks, line.decode(errors="replace")))
             ),
         )
     except BuildError as exc:
@@ -177,3 +201,9 @@ def _execute(
             status=status,
             location=instr.location,
         )
+
+
+def _shown(leaks: LeakGuard | None, line: str) -> str:
+    """A line of a RUN's output as logged: secret values the command printed are masked."""
+    line = line.rstrip("\n")
+    return leaks.redact(line) if leaks is not None else line

@@ -7,6 +7,7 @@ cache chain) is :class:`pykaniko.executor.state.StageState`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import assert_never
@@ -34,17 +35,19 @@ from pykaniko.dockerfile import (
     Workdir,
     parse_instruction,
 )
-from pykaniko.errors import BuildError, Location
+from pykaniko.errors import BuildError, Location, PykanikoError
 from pykaniko.executor.cache import seed_key, step_key
 from pykaniko.executor.copy_step import copy_step
-from pykaniko.executor.events import StepStarted
+from pykaniko.executor.events import StepFinished, StepStarted
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root
+from pykaniko.executor.leakcheck import short_step
 from pykaniko.executor.metadata import (
     DEFAULT_PATH,
     MetadataInstruction,
     apply_metadata,
     created_by_metadata,
 )
+from pykaniko.executor.oserrors import from_os_error
 from pykaniko.executor.run_step import run_step
 from pykaniko.executor.state import (
     StageContext,
@@ -78,7 +81,18 @@ def _run_all(
         instr = scope.expand(raw)
         state.ctx.events(StepStarted(state.index, number, total, instr.original))
         before = len(state.out.config.diff_ids)
-        _step(state, instr, scope)
+        state.step = instr
+        began = time.monotonic()
+        try:
+            _step(state, instr, scope)
+        except OSError as exc:
+            operation = short_step(instr.original, 60)
+            raise from_os_error(exc, operation, state.path_map(), location=instr.location) from exc
+        except PykanikoError as exc:
+            if exc.location is None:  # from the layer, snapshot or registry code below
+                exc.location = instr.location
+            raise
+        state.ctx.events(StepFinished(state.index, number, time.monotonic() - began))
         if not isinstance(instr, Run):
             # what a COPY/ADD/WORKDIR produced is part of the chain: a changed source
             # file changes every key after it, even though COPY itself is not cached

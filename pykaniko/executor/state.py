@@ -9,6 +9,7 @@ when something changed, a layer written once to the blob store with both digests
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -24,7 +25,9 @@ from pykaniko.executor.cache import LayerCache
 from pykaniko.executor.events import EventSink, LayerCreated, Notice
 from pykaniko.executor.fsutil import resolve_in_root
 from pykaniko.executor.isolation import Isolation
+from pykaniko.executor.leakcheck import LeakGuard, Origin, ScanningSink
 from pykaniko.executor.options import BuildOptions
+from pykaniko.executor.oserrors import PathMap, from_os_error
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.config import History, ImageConfig
@@ -92,6 +95,7 @@ class StageContext:
     stage_output: Callable[[int], StageOutput]
     image_rootfs: Callable[[str, Sequence[str]], Path]
     cache: LayerCache | None = None
+    leaks: LeakGuard | None = None
 
 
 def empty_config(options: BuildOptions) -> ImageConfig:
@@ -108,6 +112,7 @@ class StageState:
         self.out = out
         self.cmd_set = False
         self.last = False
+        self.step: Instruction | None = None  # the instruction being carried out
         self.volumes: list[str] = list(out.config.config.volumes)
 
     def ignore_list(self) -> IgnoreList:
@@ -190,16 +195,28 @@ class StageState:
         store = self.ctx.workspace.store
         tmp = store.temp_path(".layer")
         writer = LayerWriter(tmp, compression=o.compression, level=o.compression_level)
+        leaks = self.ctx.leaks
+        scanner = leaks.scanner() if leaks is not None else None
+        sink = writer if scanner is None else ScanningSink(writer, scanner)
         try:
-            entries = write_layer(changes, self.fs_root, writer, mtime_clamp=self.ctx.mtime_clamp)
+            entries = write_layer(changes, self.fs_root, sink, mtime_clamp=self.ctx.mtime_clamp)
+            layer = writer.close() if entries or self.ctx.options.force_build_metadata else None
+        except OSError as exc:
+            _discard(writer)
+            raise from_os_error(exc, "writing the layer", self.path_map()) from exc
         except BaseException:
-            writer.abort()
+            _discard(writer)
             raise
-        if entries == 0 and not self.ctx.options.force_build_metadata:
+        if layer is None:
             writer.abort()
             self.history(created_by, empty=True)
             return
-        layer = writer.close()
+        if leaks is not None and scanner is not None:
+            try:  # before the blob store: a refused layer never gets a digest name
+                leaks.layer_done(layer.digest, scanner.close(), self.origin())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         store.adopt(tmp, layer.digest)
         media = mt.layer_media_type(docker=self.out.docker, compression=o.compression)
         self.out.layers.append(Descriptor(media, layer.digest, layer.size))
@@ -230,6 +247,25 @@ class StageState:
                     hint="copy to another directory of the image",
                 )
 
+    def path_map(self) -> PathMap:
+        """How error messages show this stage's host paths (as image paths)."""
+        ctx = self.ctx
+        return PathMap(
+            rootfs=[self.out.rootfs] if self.out.rootfs is not None else [],
+            context=ctx.options.context,
+            work_dir=ctx.workspace.root,
+            kaniko_dir=ctx.options.work_dir,
+        )
+
+    def origin(self) -> Origin:
+        """The step being carried out, as a leak report names it."""
+        step = self.step
+        if self.ctx.options.single_snapshot:  # one layer for the whole stage
+            return Origin(self.index, None, f"the --single-snapshot layer of stage {self.index}")
+        if step is None:
+            return Origin(self.index)
+        return Origin(self.index, step.location, step.original)
+
     def real_path(self, path: str) -> str:
         """``path`` with its parent symlinks resolved inside the rootfs."""
         host = resolve_in_root(self.fs_root, path, follow_final=False)
@@ -243,6 +279,13 @@ class StageState:
             empty_layer=empty,
         )
         self.out.config = replace(self.out.config, history=(*self.out.config.history, entry))
+
+
+def _discard(writer: LayerWriter) -> None:
+    """Drop a half-written layer; on a full disk its compressor's last flush fails too,
+    which must not hide the error that got us here."""
+    with contextlib.suppress(OSError):
+        writer.abort()
 
 
 def _lift(ignore: IgnoreList, paths: Sequence[str]) -> IgnoreList:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from pykaniko.errors import ConfigError
+from pykaniko.executor.events import Notice
 from pykaniko.executor.isolation import Isolation
 from pykaniko.executor.isolation.chroot import ChrootIsolation, probe_namespaces
 from pykaniko.executor.isolation.inplace import InPlaceIsolation
@@ -24,7 +25,7 @@ from pykaniko.executor.options import BuildOptions
 from pykaniko.registry.auth import docker_config_dir
 from pykaniko.snapshot import ALWAYS_IGNORED, IgnoreList, mount_points
 
-__all__ = ["Choice", "choose_isolation", "detect_container", "in_place_keep"]
+__all__ = ["Choice", "choose_isolation", "detect_container", "in_place_keep", "read_mountinfo"]
 
 # cgroup path fragments container runtimes leave in /proc/*/cgroup
 _CGROUP_MARKERS: Final = (
@@ -101,6 +102,19 @@ class Choice:
     isolation: Isolation
     reason: str
     warnings: tuple[str, ...] = ()
+
+    def notices(self) -> tuple[Notice, ...]:
+        """What the build log says about the choice."""
+        said = Notice("info", f"RUN isolation: {self.isolation.name} ({self.reason})")
+        return (said, *(Notice("warning", w) for w in self.warnings))
+
+
+def read_mountinfo() -> str:
+    """This process's ``/proc/self/mountinfo`` (empty where there is no /proc)."""
+    try:
+        return Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return ""
 
 
 def choose_isolation(
