@@ -48,9 +48,10 @@ from pykaniko.executor.events import (
     StageStarted,
 )
 from pykaniko.executor.fsutil import clean_abs, resolve_in_root
-from pykaniko.executor.isolation import Sandbox
+from pykaniko.executor.isolation import Isolation
+from pykaniko.executor.isolation.select import choose_isolation, read_mountinfo
 from pykaniko.executor.leakcheck import LeakGuard
-from pykaniko.executor.options import BuildOptions
+from pykaniko.executor.options import BuildOptions, absolute_paths
 from pykaniko.executor.oserrors import (
     PathMap,
     disk_full,
@@ -140,13 +141,6 @@ def _created(options: BuildOptions, env: Mapping[str, str]) -> tuple[str, int | 
     return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), None
 
 
-def _mountinfo() -> str:
-    try:
-        return Path("/proc/self/mountinfo").read_text()
-    except OSError:
-        return ""
-
-
 class _Build:
     def __init__(
         self,
@@ -154,22 +148,26 @@ class _Build:
         plan: BuildPlan,
         *,
         registry: RegistryClient,
-        sandbox: Sandbox,
+        isolation: Isolation,
         events: EventSink,
         workspace: Workspace,
         env: Mapping[str, str],
         created: tuple[str, int | None],
+        mountinfo: str,
+        notices: Sequence[Notice] = (),
         cache: LayerCache | None = None,
         leaks: LeakGuard | None = None,
     ) -> None:
         self.cache = cache
+        self.mountinfo = mountinfo
+        self.notices = list(notices)
         self.leaks = leaks
         self.options = options
         self.env = env
         self.created = created
         self.plan = plan
         self.registry = registry
-        self.sandbox = sandbox
+        self.isolation = isolation
         self.events = events
         self.workspace = workspace
         self.outputs: dict[int, StageOutput] = {}
@@ -239,11 +237,11 @@ class _Build:
             dockerfile=self.plan.dockerfile,
             workspace=self.workspace,
             registry=self.registry,
-            sandbox=self.sandbox,
+            isolation=self.isolation,
             events=self.events,
             created=created,
             mtime_clamp=clamp,
-            mountinfo=_mountinfo(),
+            mountinfo=self.mountinfo,
             context_ignored=ignore.matches if ignore is not None and not ignore.is_empty else None,
             context_has_exceptions=ignore is not None and ignore.has_exclusions,
             resolve_from=self.plan.resolve_from,
@@ -274,6 +272,9 @@ class _Build:
                 case ScratchBase():
                     label = "scratch"
             self.events(StageStarted(stage.index, stage.name, label))
+            for notice in self.notices:  # the isolation, once the first stage is under way
+                self.events(notice)
+            self.notices = []
             take_over = (
                 base_out is not None
                 and self.last_use.get(base_out.index) == pos
@@ -322,8 +323,7 @@ class _Build:
             if out.rootfs is not None and self.last_use.get(index, -1) <= pos:
                 if index == self.plan.target_index:
                     continue
-                self.workspace.remove(out.rootfs.parent)
-                out.rootfs, out.snapshotter = None, None
+                self.isolation.release(out, self.workspace)
 
 
 def _fixed_prefix(source: str) -> str:
@@ -412,19 +412,30 @@ def build(
     options: BuildOptions,
     *,
     registry: RegistryClient,
-    sandbox: Sandbox,
     events: EventSink,
     env: Mapping[str, str],
+    isolation: Isolation | None = None,
+    wrap_isolation: Callable[[Isolation], Isolation] | None = None,
 ) -> BuildResult:
     """Build the image ``options`` describe and deliver it to every requested output.
 
     ``env`` is the only environment the build reads (``SOURCE_DATE_EPOCH``, secrets
-    given as ``--secret id=X,env=VAR``).
+    given as ``--secret id=X,env=VAR``, ``PYKANIKO_IGNORE_PATHS``). ``isolation`` is
+    chosen from ``options.isolation`` unless given; ``wrap_isolation`` lets the caller
+    intercept it (the api's cancellation kills a running RUN through it).
     """
     started = time.monotonic()
     plan = load_plan(options)
     if options.dry_run:
         return BuildResult("", None, b"", (), render_plan(plan), time.monotonic() - started)
+    options = absolute_paths(options)
+    mountinfo = read_mountinfo()
+    notices: tuple[Notice, ...] = ()
+    if isolation is None:
+        choice = choose_isolation(options, env, mountinfo)
+        isolation, notices = choice.isolation, choice.notices()
+    if wrap_isolation is not None:
+        isolation = wrap_isolation(isolation)
     created = _created(options, env)
     refs = [parse_reference(d) for d in options.outputs.destinations]
     if refs and not options.outputs.no_push:
@@ -446,15 +457,18 @@ def build(
             )
         )
     try:
+        isolation.begin()
         runner = _Build(
             options,
             plan,
             registry=registry,
-            sandbox=sandbox,
+            isolation=isolation,
             events=events,
             workspace=workspace,
             env=env,
             created=created,
+            mountinfo=mountinfo,
+            notices=notices,
             cache=_layer_cache(options, refs, registry, workspace),
             leaks=leaks,
         )

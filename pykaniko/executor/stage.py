@@ -201,10 +201,12 @@ def build_stage(
             sources=list(base.sources),
             scope=None,
         )
-        if take_over and base.rootfs is not None and not base.pending:
-            out.rootfs, out.snapshotter = base.rootfs, base.snapshotter
-            base.rootfs, base.snapshotter = None, None
-        else:
+        if not (
+            take_over
+            and base.rootfs is not None
+            and not base.pending
+            and ctx.isolation.take_over(base, out, ctx.workspace)
+        ):
             out.pending = [(d, _source_for(d, base)) for d in base.layers]
     elif pulled is not None:
         out = StageOutput(

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from pykaniko.dockerfile import Dockerfile, ImageBase, Instruction, StageBase, StageScope
-from pykaniko.errors import ImageError, Location
+from pykaniko.errors import BuildError, ImageError, Location
 from pykaniko.executor.cache import LayerCache
 from pykaniko.executor.events import EventSink, LayerCreated, Notice
 from pykaniko.executor.fsutil import resolve_in_root
-from pykaniko.executor.isolation import Sandbox
+from pykaniko.executor.isolation import Isolation
 from pykaniko.executor.leakcheck import LeakGuard, Origin, ScanningSink
 from pykaniko.executor.options import BuildOptions
 from pykaniko.executor.oserrors import PathMap, from_os_error
@@ -81,7 +83,7 @@ class StageContext:
     dockerfile: Dockerfile
     workspace: Workspace
     registry: RegistryClient
-    sandbox: Sandbox
+    isolation: Isolation
     events: EventSink
     created: str
     mtime_clamp: int | None
@@ -118,7 +120,7 @@ class StageState:
         return build_ignore_list(
             rootfs=self.fs_root,
             mountinfo=self.ctx.mountinfo,
-            extra_paths=o.ignore_paths,
+            extra_paths=(*o.ignore_paths, *self.ctx.isolation.ignore_paths()),
             volumes=self.volumes,
             ignore_var_run=o.ignore_var_run,
             work_dir=self.ctx.workspace.root,
@@ -127,8 +129,12 @@ class StageState:
     @property
     def fs_root(self) -> Path:
         if self.out.rootfs is None:
-            self.out.rootfs = self.ctx.workspace.rootfs(self.index)
+            self.out.rootfs = self.ctx.isolation.acquire(self.out, self.ctx.workspace)
         return self.out.rootfs
+
+    def extract_into(self, snap: Snapshotter) -> Callable[..., ExtractReport]:
+        """``snap.extract`` with what the isolation says extraction must leave alone."""
+        return partial(snap.extract, ignore=self.ctx.isolation.extraction_ignore(snap.ignore))
 
     def ensure_fs(self) -> Snapshotter:
         """Extract whatever base layers are still pending, once."""
@@ -154,12 +160,19 @@ class StageState:
         for (desc, source), diff_id in zip(self.out.pending, diff_ids, strict=False):
             what = f"{source.ref if source else 'base'} layer {desc.digest[:19]}"
             report = extract_verified(
-                snap.extract, self.ctx.workspace.store.path(desc.digest), desc, diff_id, what
+                self.extract_into(snap),
+                self.ctx.workspace.store.path(desc.digest),
+                desc,
+                diff_id,
+                what,
             )
             for warning in report.warnings[:20]:
                 self.ctx.events(Notice("warning", f"{what}: {warning}"))
         if self.out.pending:
             snap.settle()
+            own = self.ctx.isolation.host_dirs()
+            if own:
+                snap.diff(own)  # into the baseline as they are: they are not the image's
         self.out.pending = []
         return snap
 
@@ -213,6 +226,26 @@ class StageState:
         self.ctx.events(
             LayerCreated(self.index, layer.digest, layer.size, entries, time.monotonic() - started)
         )
+
+    def check_destination(self, path: str, what: str) -> None:
+        """Refuse to write below the build context or the kaniko dir through the rootfs.
+
+        Only possible when those lie inside the rootfs, i.e. when the rootfs is the
+        builder's own ``/`` (in-place): ``COPY . /workspace/`` with the context mounted
+        at ``/workspace`` would copy files onto themselves in the user's checkout.
+        """
+        root = self.fs_root
+        host = resolve_in_root(root, path)
+        for own in (self.ctx.options.context, self.ctx.options.work_dir):
+            mine = Path(os.path.realpath(own))
+            if root not in mine.parents:
+                continue
+            if host == mine or mine in host.parents:
+                raise BuildError(
+                    f"{what} destination {path} lies in {mine}, which is the builder's own "
+                    "(the build context or the kaniko dir), not the image's",
+                    hint="copy to another directory of the image",
+                )
 
     def path_map(self) -> PathMap:
         """How error messages show this stage's host paths (as image paths)."""
