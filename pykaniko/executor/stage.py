@@ -35,7 +35,7 @@ from pykaniko.dockerfile import (
     Workdir,
     parse_instruction,
 )
-from pykaniko.errors import BuildError, Location, PykanikoError
+from pykaniko.errors import BuildCancelledError, BuildError, Location, PykanikoError
 from pykaniko.executor.cache import seed_key, step_key
 from pykaniko.executor.copy_step import copy_step
 from pykaniko.executor.events import StepFinished, StepStarted
@@ -89,7 +89,9 @@ def _run_all(
             operation = short_step(instr.original, 60)
             raise from_os_error(exc, operation, state.path_map(), location=instr.location) from exc
         except PykanikoError as exc:
-            if exc.location is None:  # from the layer, snapshot or registry code below
+            # from the layer, snapshot or registry code below; a cancellation is the
+            # caller's, not the step's
+            if exc.location is None and not isinstance(exc, BuildCancelledError):
                 exc.location = instr.location
             raise
         state.ctx.events(StepFinished(state.index, number, time.monotonic() - began))
