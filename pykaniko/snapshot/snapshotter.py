@@ -133,7 +133,7 @@ class Snapshotter:
         for p in sorted(result.touched):
             try:
                 st = os.lstat(root + p)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # replaced later in the layer
                 self._forget([p])
                 continue
             if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
