@@ -3,12 +3,15 @@ a decompressor that verifies the digest as the bytes go by.
 
 A layer is never held in memory: the tar writer streams into :class:`LayerWriter`,
 which hashes the uncompressed bytes (diff_id), compresses them (isal gzip or zstd
-with threads), hashes the compressed bytes (digest) and writes them to a file.
+with threads), hashes the compressed bytes (digest) and writes them to a file. Its OS
+errors (a full disk above all) come out as :class:`StorageError`; the host path of the
+file stays out of the message.
 """
 
 from __future__ import annotations
 
 import bz2
+import contextlib
 import hashlib
 import io
 import lzma
@@ -21,7 +24,7 @@ from typing import BinaryIO, Final, Literal, cast
 import zstandard
 from isal import igzip, igzip_threaded
 
-from pykaniko.errors import ImageError
+from pykaniko.errors import ImageError, StorageError, format_size
 from pykaniko.image.digest import CHUNK, HashingWriter
 
 __all__ = [
@@ -85,7 +88,10 @@ class LayerWriter:
     ) -> None:
         self._path = path
         self._compression: Compression = compression
-        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115  closed in close()
+        try:
+            self._file: BinaryIO = open(path, "wb")  # noqa: SIM115  closed in close()
+        except OSError as e:
+            raise StorageError.from_os(e, operation="write layer") from e
         self._compressed = HashingWriter(self._file)
         self._diff = hashlib.sha256()
         self._size = 0
@@ -129,11 +135,26 @@ class LayerWriter:
         self._diff.update(data)
         n = len(data)
         self._size += n
-        if self._stream is None:
-            self._compressed.write(data)
-        else:
-            self._stream.write(data)
+        try:
+            if self._stream is None:
+                self._compressed.write(data)
+            else:
+                self._stream.write(data)
+        except OSError as e:
+            raise self._error(e) from e
         return n
+
+    def _error(self, e: OSError, *, whole: bool = False) -> StorageError:
+        """``whole``: the layer is complete, so its uncompressed size is what it needed
+        (at most: compression only makes it smaller)."""
+        written = format_size(self._compressed.size)
+        return StorageError.from_os(
+            e,
+            operation="write layer",
+            needed=self._size if whole else None,
+            detail=("the layer before compression; " if whole else "")
+            + f"{written} compressed were written",
+        )
 
     def flush(self) -> None:
         """Compressors flush on close; a mid-stream flush would change the bytes."""
@@ -141,9 +162,12 @@ class LayerWriter:
     def close(self) -> LayerFile:
         if self._result is not None:
             return self._result
-        if self._stream is not None:
-            self._stream.close()
-        self._file.close()
+        try:
+            if self._stream is not None:
+                self._stream.close()
+            self._file.close()
+        except OSError as e:
+            raise self._error(e, whole=True) from e
         self._result = LayerFile(
             path=self._path,
             digest=self._compressed.digest,
@@ -155,12 +179,15 @@ class LayerWriter:
         return self._result
 
     def abort(self) -> None:
-        """Drop a half-written layer."""
+        """Drop a half-written layer; errors of the compressor (the one that made us
+        abort, raised again) do not matter any more."""
         try:
             if self._stream is not None:
-                self._stream.close()
+                with contextlib.suppress(OSError, ValueError, zstandard.ZstdError):
+                    self._stream.close()
         finally:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._path.unlink(missing_ok=True)
 
     def __enter__(self) -> LayerWriter:

@@ -37,7 +37,7 @@ from typing import Any, BinaryIO, Final, cast
 
 import xxhash
 
-from pykaniko.errors import SnapshotError, StorageError, UnsafeLayerError
+from pykaniko.errors import SnapshotError, StorageError, UnsafeLayerError, format_size
 from pykaniko.snapshot.ignore import IgnoreList
 
 __all__ = ["ExtractReport", "ExtractResult", "extract_layer", "xattr_carried"]
@@ -173,12 +173,13 @@ class _Extractor:
         )
 
     def _os_error(self, e: OSError) -> StorageError:
+        written = format_size(self.bytes)
         return StorageError.from_os(
             e,
-            operation=f"extract {self.what}",
+            operation=f"{self.what}: extract",
             path=self.current,
             needed=self.current_size or None,
-            detail=f"{self.bytes} bytes of file data of this layer written before",
+            detail=f"the file; {written} of this layer's files were written",
         )
 
     def _warn(self, text: str) -> None:

@@ -7,18 +7,20 @@ the base image's files are in the baseline from the start, deleting one of them 
 gives a whiteout (Kaniko's ``--use-new-run`` misses those).
 
 The ignore list is an immutable value the snapshotter holds; ``set_ignore`` swaps it
-(VOLUME adds prefix entries mid-stage) and applies from the next walk on.
+(VOLUME adds prefix entries mid-stage) and applies from the next walk on. OS errors
+come out as :class:`StorageError` naming the path inside the image.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from pathlib import Path
 from typing import BinaryIO
 
-from pykaniko.errors import SnapshotError
+from pykaniko.errors import SnapshotError, StorageError, image_path
 from pykaniko.snapshot.changes import ChangeSet
 from pykaniko.snapshot.extract import ExtractReport, extract_layer
 from pykaniko.snapshot.ignore import IgnoreList, normalize
@@ -109,15 +111,17 @@ class Snapshotter:
         every quick key is read again once, so ``stat`` does not see them as moved.
         Content fingerprints stay: no content changed."""
         if self._stale:
-            self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
+            with self._os_errors("snapshot: read"):
+                self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
             self._stale = False
 
     def take_baseline(self) -> None:
         """Replace the baseline by a full walk of the rootfs now (``full`` reads all)."""
-        self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
-        self._sem = {}
-        if self._mode is SnapshotMode.FULL:
-            self._sem = {p: self._semantic(p) for p in paths(self._tree)}
+        with self._os_errors("snapshot: read"):
+            self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
+            self._sem = {}
+            if self._mode is SnapshotMode.FULL:
+                self._sem = {p: self._semantic(p) for p in paths(self._tree)}
 
     def extract(self, stream: BinaryIO, *, what: str) -> ExtractReport:
         """Apply one uncompressed layer onto the rootfs and record it in the baseline."""
@@ -125,12 +129,19 @@ class Snapshotter:
         # the rootfs is a directory of its own, not the builder's "/": a layer is applied
         # whole (its /dev, /proc, /var/run included), as Docker does
         result = extract_layer(stream, self._root, ignore=_NOTHING, what=what, hashes=full)
-        self._forget(result.removed)
-        if result.removed:
+        with self._os_errors(f"{what}: extract"):
+            self._record(result.touched, result.removed, result.hashes)
+        return result.report
+
+    def _record(self, touched: Set[str], removed: Set[str], hashes: Mapping[str, int]) -> None:
+        """Bring the baseline to what one extraction left."""
+        full = self._mode is SnapshotMode.FULL
+        self._forget(removed)
+        if removed:
             self._stale = True  # a removed name of a hardlink group moved its peers' ctime
         root = self._rootstr
         key = self._key
-        for p in sorted(result.touched):
+        for p in sorted(touched):
             try:
                 st = os.lstat(root + p)
             except (FileNotFoundError, NotADirectoryError):  # replaced later in the layer
@@ -146,8 +157,7 @@ class Snapshotter:
             elif self._dirs.pop(p, None) is not None:
                 self._forget_below(p)
             if full:
-                self._sem[p] = semantic_key(root + p, st, result.hashes.get(p))
-        return result.report
+                self._sem[p] = semantic_key(root + p, st, hashes.get(p))
 
     def diff(
         self, paths: Sequence[str] | None = None, *, ignore: IgnoreList | None = None
@@ -158,11 +168,12 @@ class Snapshotter:
         they are told to, ``/dev`` or ``/var/run`` included, while a RUN's changes there
         are the sandbox's and stay out.
         """
-        if ignore is None:
-            return self._diff(paths)
-        held, self._ignore = self._ignore, ignore
+        held = self._ignore
+        if ignore is not None:
+            self._ignore = ignore
         try:
-            return self._diff(paths)
+            with self._os_errors("snapshot: read"):
+                return self._diff(paths)
         finally:
             self._ignore = held
 
@@ -230,6 +241,15 @@ class Snapshotter:
         )
 
     # -- internals -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _os_errors(self, operation: str) -> Iterator[None]:
+        """OS errors as :class:`StorageError` naming the path inside the image."""
+        try:
+            yield
+        except OSError as e:
+            where = image_path(self._rootstr, e.filename)
+            raise StorageError.from_os(e, operation=operation, path=where) from e
 
     def _link_partners(self, entries: set[str]) -> set[str]:
         """Other names of multiply-linked files in ``entries``.

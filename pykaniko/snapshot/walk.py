@@ -8,6 +8,8 @@ close to ``find -printf`` (a flat path-keyed dict costs about 20% more).
 
 Deletions come out of the same walk: a directory whose known names were not all seen is
 listed again, and a known directory the walk never reached lost its whole content.
+Any other OS error (an unreadable directory, EIO) is a :class:`StorageError` naming the
+path inside the image.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from pykaniko.errors import StorageError
 from pykaniko.snapshot.ignore import IgnoreList
 from pykaniko.snapshot.modes import QuickKey
 
@@ -102,6 +105,8 @@ def scan(
                 fd = os.open(root + d if d else root, _DIR_FLAGS)
             except (FileNotFoundError, NotADirectoryError):
                 continue  # replaced while we walked; the stale pass below drops it
+            except OSError as exc:
+                raise StorageError.from_os(exc, operation="snapshot: open", path=d or "/") from exc
             visited.add(d)
             sub = tree.get(d)
             if sub is None:
@@ -152,6 +157,8 @@ def scan(
                     for n in [n for n in sub if n not in now]:
                         del sub[n]
                         gone.append(base + n)
+            except OSError as exc:
+                raise StorageError.from_os(exc, operation="snapshot: read", path=d or "/") from exc
             finally:
                 os.close(fd)
     if starts == [""]:

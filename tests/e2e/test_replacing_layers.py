@@ -89,29 +89,28 @@ def _upper() -> bytes:
     return buf.getvalue()
 
 
-def _push_base(registry: RegistryServer, busybox_image: str, work: Path) -> str:
+def push_image(
+    registry: RegistryServer, busybox_image: str, repo: str, tars: list[bytes], work: Path
+) -> str:
+    """``busybox`` plus the layer ``tars``, pushed as ``HOST/repo:1``."""
     host = registry.host
     base_repo_tag = busybox_image.removeprefix(host + "/")
     base = _get_manifest(host, base_repo_tag)
     base_repo = base_repo_tag.partition(":")[0]
-    repo = "replacing/base"
     for desc in base.layers:
         _push_blob(host, repo, _get_blob(host, base_repo, desc.digest))
     config = ImageConfig.parse(_get_blob(host, base_repo, base.config.digest))
     descs = [Descriptor(mt.OCI_LAYER_GZIP, d.digest, d.size) for d in base.layers]
     diff_ids = list(config.diff_ids)
-    for i, tar in enumerate((_lower(), _upper())):
+    history = list(config.history)
+    for i, tar in enumerate(tars):
         writer = LayerWriter(work / f"layer{i}.tar.gz", compression="gzip", threads=1)
         writer.write(tar)
         layer = writer.close()
         assert _push_blob(host, repo, layer.path.read_bytes()) == layer.digest
         descs.append(Descriptor(mt.OCI_LAYER_GZIP, layer.digest, layer.size))
         diff_ids.append(layer.diff_id)
-    history = (
-        *config.history,
-        History.from_json({"created_by": "lower"}),
-        History.from_json({"created_by": "upper"}),
-    )
+        history.append(History.from_json({"created_by": f"layer {i}"}))
     new = ImageConfig(
         architecture=config.architecture,
         os=config.os,
@@ -119,7 +118,7 @@ def _push_base(registry: RegistryServer, busybox_image: str, work: Path) -> str:
         created=config.created,
         config=config.config,
         diff_ids=tuple(diff_ids),
-        history=history,
+        history=tuple(history),
         extra=config.extra,
     )
     raw = new.to_json()
@@ -190,7 +189,7 @@ def base(
 ) -> tuple[str, dict[str, tuple[str, int, str]]]:
     """The base, pushed, and its tree as umoci unpacks it."""
     work = tmp_path_factory.mktemp("replacing")
-    ref = _push_base(registry, busybox_image, work)
+    ref = push_image(registry, busybox_image, "replacing/base", [_lower(), _upper()], work)
     rootfs = _unpack(ref, work / "umoci")
     tree = _tree(rootfs)
     assert tree["dup2"][0] == "file"  # umoci: the last entry wins
