@@ -224,19 +224,23 @@ class Snapshotter:
             whiteouts.append(p)
 
         entries = set(changed)
-        entries |= self._link_partners(entries)
+        linked = [p for p in up.linked if p in entries]  # full mode dropped some
         if opaque:
             entries.update(opaque)
             below = tuple(d + "/" for d in opaque)
             for d, sub in self._tree.items():
                 if d in opaque or d.startswith(below):
-                    entries.update(d + "/" + n for n in sub)
+                    inside = [d + "/" + n for n in sub]
+                    entries.update(inside)
+                    linked += inside  # whole directories: any may be a link
+        entries |= self._link_partners(entries, linked)
+        ordered = sorted(entries)
         return ChangeSet(
-            entries=tuple(sorted(entries)),
+            entries=tuple(ordered),
             whiteouts=tuple(whiteouts),
             opaque=tuple(sorted(opaque)),
-            added=tuple(sorted(p for p in entries if p in added)),
-            modified=tuple(sorted(p for p in entries if p not in added)),
+            added=tuple(p for p in ordered if p in added),
+            modified=tuple(p for p in ordered if p not in added),
             deleted=tuple(deleted),
         )
 
@@ -251,8 +255,9 @@ class Snapshotter:
             where = image_path(self._rootstr, e.filename)
             raise StorageError.from_os(e, operation=operation, path=where) from e
 
-    def _link_partners(self, entries: set[str]) -> set[str]:
-        """Other names of multiply-linked files in ``entries``.
+    def _link_partners(self, entries: set[str], linked: Iterable[str]) -> set[str]:
+        """Other names of multiply-linked files among ``linked`` (the entries the walk
+        saw with a link count above one: no second stat of every entry).
 
         Linking to a file of a lower layer copies it up under overlayfs, so Docker's
         layer holds every name of the inode as one hardlink group. Only when some name
@@ -260,7 +265,7 @@ class Snapshotter:
         a stat per path at worst.
         """
         wanted: dict[tuple[int, int], int] = {}
-        for p in entries:
+        for p in linked:
             try:
                 st = os.lstat(self._rootstr + p)
             except OSError:
@@ -291,6 +296,7 @@ class Snapshotter:
         added: set[str] = set()
         replaced: list[str] = []
         gone: list[str] = []
+        linked: list[str] = []
         scan_dirs: list[str] = []
         for p in [*ancestors, *starts]:
             if not self._real_parents(p):
@@ -311,6 +317,8 @@ class Snapshotter:
                 changed.append(p)
                 if old is None:
                     added.add(p)
+                if st.st_nlink > 1:
+                    linked.append(p)
             if stat.S_ISDIR(st.st_mode):
                 ident = (st.st_dev, st.st_ino)
                 od = self._dirs.get(p)
@@ -334,7 +342,8 @@ class Snapshotter:
             added |= up.added
             replaced += up.replaced
             gone += up.gone
-        return Update(changed, frozenset(added), replaced, gone)
+            linked += up.linked
+        return Update(changed, frozenset(added), replaced, gone, linked)
 
     def _scope(self, paths: Sequence[str] | None) -> tuple[list[str], list[str]]:
         if paths is None:

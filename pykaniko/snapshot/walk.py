@@ -31,6 +31,8 @@ Baseline = dict[str, dict[str, object]]
 """Directory path (``""`` is the root, else ``/a/b``) -> {entry name: quick key}."""
 
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_IFMT: Final = 0o170000
+_IFREG: Final = 0o100000
 
 
 def split(path: str) -> tuple[str, str]:
@@ -47,6 +49,7 @@ class Update:
     added: frozenset[str]  # the new ones among them
     replaced: list[str]  # directories whose (dev, ino) changed
     gone: list[str]  # every known path that vanished (subtrees included)
+    linked: list[str]  # changed regular files with more than one link (hardlink groups)
 
 
 @contextlib.contextmanager
@@ -93,6 +96,7 @@ def scan(
     added: set[str] = set()
     replaced: list[str] = []
     gone: list[str] = []
+    linked: list[str] = []
     visited: set[str] = set()
     skips = _skips(ignore)
     prefix = ignore.prefix
@@ -133,11 +137,16 @@ def scan(
                                 p = base + n
                                 changed.append(p)
                                 added.add(p)
+                                if st.st_nlink > 1 and st.st_mode & _IFMT == _IFREG:
+                                    linked.append(p)
                         else:
                             seen += 1
                             if o != k:
                                 sub[n] = k
-                                changed.append(base + n)
+                                p = base + n
+                                changed.append(p)
+                                if st.st_nlink > 1 and st.st_mode & _IFMT == _IFREG:
+                                    linked.append(p)
                         if e.is_dir(follow_symlinks=False):
                             p = base + n
                             ident = (st.st_dev, st.st_ino)
@@ -173,7 +182,7 @@ def scan(
         dirs.pop(d, None)  # gone, or no directory any more
     for p in gone:
         dirs.pop(p, None)
-    return Update(changed, frozenset(added), replaced, gone)
+    return Update(changed, frozenset(added), replaced, gone, linked)
 
 
 def paths(tree: Baseline) -> Iterator[str]:
