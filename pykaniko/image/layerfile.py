@@ -16,6 +16,7 @@ import hashlib
 import io
 import lzma
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -302,23 +303,59 @@ def open_decompressed(path: Path | str) -> BinaryIO:
     return decompressing_reader(raw, kind)
 
 
+class _Damage(io.RawIOBase):
+    """Says what went wrong under a layer's decompressor in our terms: a damaged or
+    cut stream is an :class:`ImageError`, a failing disk a :class:`StorageError`
+    (never a raw EOFError, ZstdError or OSError naming a host path)."""
+
+    def __init__(self, inner: BinaryIO, kind: str, what: str) -> None:
+        self._inner = inner
+        self._kind = kind
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            return int(self._inner.readinto(buf) or 0)  # type: ignore[attr-defined]
+        except EOFError as e:
+            raise ImageError(f"{self._what}: the {self._kind} stream ends early") from e
+        except (zstandard.ZstdError, zlib.error) as e:
+            raise ImageError(f"{self._what}: damaged {self._kind} stream: {e}") from e
+        except OSError as e:
+            if e.errno is None:  # BadGzipFile and the like: the bytes, not the disk
+                raise ImageError(f"{self._what}: damaged {self._kind} stream: {e}") from e
+            raise StorageError.from_os(e, operation=f"{self._what}: read") from e
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
 def open_uncompressed(
     path: Path | str, *, digest: str | None = None, what: str = "layer"
 ) -> BinaryIO:
     """Open a layer blob as an uncompressed stream, whatever its compression.
 
     When ``digest`` is given the compressed bytes are verified when the stream is read
-    to its end; a mismatch raises :class:`ImageError`.
+    to its end; a mismatch raises :class:`ImageError`, and so does a damaged stream.
     """
-    raw: BinaryIO = open(path, "rb")  # noqa: SIM115  the returned stream owns it
-    head = raw.read(8)
-    raw.seek(0)
+    try:
+        raw: BinaryIO = open(path, "rb")  # noqa: SIM115  the returned stream owns it
+        head = raw.read(8)
+        raw.seek(0)
+    except OSError as e:
+        raise StorageError.from_os(e, operation=f"{what}: read") from e
     kind = sniff_compression(head)
     if kind in ("bzip2", "xz"):
         raw.close()
         raise ImageError(f"{what}: {kind} layers are not supported")
     checked = cast(BinaryIO, io.BufferedReader(_VerifyingReader(raw, digest, what), CHUNK))
-    return decompressing_reader(checked, kind)
+    plain = decompressing_reader(checked, kind)
+    if kind == "none":
+        return plain
+    return cast(BinaryIO, io.BufferedReader(_Damage(plain, kind, what), CHUNK))
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

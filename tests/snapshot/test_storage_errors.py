@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pykaniko.errors import DiskFullError, Location, StorageError
+from pykaniko.errors import DiskFullError, ImageError, Location, SnapshotError, StorageError
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.blobstore import BlobStore
 from pykaniko.image.config import ImageConfig
-from pykaniko.image.layerfile import Compression, LayerWriter
+from pykaniko.image.layerfile import Compression, LayerWriter, open_uncompressed
 from pykaniko.image.layout import write_oci_layout
 from pykaniko.image.manifest import Descriptor, Manifest
 from pykaniko.image.tarball import write_docker_archive
@@ -222,3 +222,32 @@ def test_blob_store_on_a_full_disk() -> None:
     assert err.needed is not None
     assert err.needed > 3 * MiB
     _no_host_path(err, work)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_damaged_layer_blob_is_an_image_error(
+    tmp_path: Path, compression: Compression, damage: str
+) -> None:
+    """A cut or corrupted blob fails as ImageError/SnapshotError naming the layer, not
+    as a raw EOFError or ZstdError."""
+    blob = tmp_path / "blob"
+    with LayerWriter(blob, compression=compression, threads=1) as writer:
+        writer.write(_layer("usr/bin/x", 300_000).getvalue())
+    raw = blob.read_bytes()
+    mid = len(raw) // 2
+    blob.write_bytes(
+        raw[:mid]
+        if damage == "truncated"
+        else raw[:mid] + bytes([raw[mid] ^ 0xFF]) + raw[mid + 1 :]
+    )
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    snap = Snapshotter(root, mode=SnapshotMode.REDO, ignore=IgnoreList())
+    with (
+        pytest.raises((ImageError, SnapshotError)) as info,
+        open_uncompressed(blob, what="base layer sha256:1234") as stream,
+    ):
+        snap.extract(stream, what="base layer sha256:1234")
+    assert "base layer sha256:1234" in str(info.value)
+    assert str(tmp_path) not in str(info.value)
