@@ -15,10 +15,11 @@ A later entry for an existing path replaces it, as containerd and umoci apply la
 whatever was there (a directory with its children, a file, a symlink, a device) goes
 first; only a directory entry over a directory merges (the children stay, the new
 metadata applies). Whiteouts and opaque whiteouts apply to lower layers only (paths
-this layer created survive them); ignored paths are neither written nor removed. Ownership, modes
-(setuid after chown), the xattrs we carry, device nodes (when mknod is permitted) and
-mtimes (directories last) are restored. Memory is flat: members are forgotten as soon
-as they are applied and file data moves in 1 MiB blocks.
+this layer created survive them); ignored paths are neither written nor removed.
+Ownership, modes (setuid after chown), the xattrs we carry, device nodes (when mknod is
+permitted) and mtimes (directories last) are restored (:mod:`.entrymeta`). Memory is
+flat: members are forgotten as soon as they are applied and file data moves in 1 MiB
+blocks.
 
 An OS error while applying (a full disk, a read-only or unreadable directory) is a
 :class:`StorageError` naming the entry's path inside the image, never the host path.
@@ -38,6 +39,7 @@ from typing import Any, BinaryIO, Final, cast
 import xxhash
 
 from pykaniko.errors import SnapshotError, StorageError, UnsafeLayerError, format_size
+from pykaniko.snapshot.entrymeta import EntryMetadata, mtime_ns, xattr_carried
 from pykaniko.snapshot.ignore import IgnoreList
 
 __all__ = ["ExtractReport", "ExtractResult", "extract_layer", "xattr_carried"]
@@ -47,12 +49,6 @@ _MAX_ID: Final = 2**32 - 2  # 2^32-1 means "leave unchanged" to chown(2)
 _MAX_HOPS: Final = 40
 _OPAQUE: Final = ".wh..wh..opq"
 _WH: Final = ".wh."
-_XATTR: Final = "SCHILY.xattr."
-
-
-def xattr_carried(name: str) -> bool:
-    """The xattrs layers carry: file capabilities plus the user and trusted namespaces."""
-    return name == "security.capability" or name.startswith(("user.", "trusted."))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +122,7 @@ class _Extractor:
         self.whiteouts = 0
         self.skipped = 0
         self.bytes = 0
-        self.chown_ok = True
+        self.meta = EntryMetadata(self._warn)
         self.buf = bytearray(_BLOCK)
         self.current = ""  # the image path being applied, for error messages
         self.current_size = 0
@@ -423,9 +419,9 @@ class _Extractor:
                 self._clear(rel)
                 self.cache.clear()
                 os.mkdir(host, 0o700)
-        self._owner_mode(host, m)
-        self._xattrs(host, m)
-        self.dir_times[rel] = (_mtime_ns(m), os.lstat(host).st_ino)
+        self.meta.owner_mode(host, m)
+        self.meta.xattrs(host, m)
+        self.dir_times[rel] = (mtime_ns(m), os.lstat(host).st_ino)
 
     def _file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, rel: str) -> bool:
         host = self.root + rel
@@ -455,9 +451,9 @@ class _Extractor:
                     self.bytes += n
             if h is not None:
                 self.hashes[rel] = int(h.intdigest())
-            self._owner_mode(fd, m)
-            self._xattrs(fd, m)
-            self._utime(fd, m)
+            self.meta.owner_mode(fd, m)
+            self.meta.xattrs(fd, m)
+            self.meta.utime(fd, m)
         finally:
             os.close(fd)
         return True
@@ -490,9 +486,9 @@ class _Extractor:
             return False
         os.symlink(m.linkname, host)
         self.cache.clear()
-        self._chown(host, m)
-        self._xattrs(host, m)
-        self._utime(host, m)
+        self.meta.chown(host, m)
+        self.meta.xattrs(host, m)
+        self.meta.utime(host, m)
         return True
 
     def _hardlink(self, m: tarfile.TarInfo, rel: str) -> bool:
@@ -545,61 +541,10 @@ class _Extractor:
                 self._warn(f"device {m.name!r} skipped: mknod not permitted")
                 self.skipped += 1
                 return False
-        self._owner_mode(host, m)
-        self._xattrs(host, m)
-        self._utime(host, m)
+        self.meta.owner_mode(host, m)
+        self.meta.xattrs(host, m)
+        self.meta.utime(host, m)
         return True
-
-    # -- metadata --------------------------------------------------------------------
-
-    def _chown(self, target: str | int, m: tarfile.TarInfo) -> bool:
-        try:
-            if isinstance(target, int):
-                os.fchown(target, m.uid, m.gid)
-            else:
-                os.chown(target, m.uid, m.gid, follow_symlinks=False)
-        except PermissionError:
-            if self.chown_ok:
-                self._warn("cannot change ownership (not root?): files keep the builder's ids")
-                self.chown_ok = False
-            return False
-        return True
-
-    def _owner_mode(self, target: str | int, m: tarfile.TarInfo) -> None:
-        mode = m.mode & 0o7777
-        if not self._chown(target, m):
-            mode &= ~0o6000  # never leave a set-id bit on a file of the wrong owner
-        if isinstance(target, int):
-            os.fchmod(target, mode)
-        else:
-            os.chmod(target, mode)
-
-    def _xattrs(self, target: str | int, m: tarfile.TarInfo) -> None:
-        for key, value in m.pax_headers.items():
-            if not key.startswith(_XATTR):
-                continue
-            name = key[len(_XATTR) :]
-            if not xattr_carried(name):
-                self._warn(f"{m.name!r}: xattr {name} not carried")
-                continue
-            raw = value.encode("utf-8", "surrogateescape")
-            try:
-                if isinstance(target, int):
-                    os.setxattr(target, name, raw)
-                else:
-                    os.setxattr(target, name, raw, follow_symlinks=False)
-            except OSError as e:
-                self._warn(f"{m.name!r}: xattr {name} not set: {e.strerror}")
-
-    def _utime(self, target: str | int, m: tarfile.TarInfo) -> None:
-        ns = _mtime_ns(m)
-        try:
-            if isinstance(target, int):
-                os.utime(target, ns=(ns, ns))
-            else:
-                os.utime(target, ns=(ns, ns), follow_symlinks=False)
-        except (OverflowError, OSError) as e:
-            self._warn(f"{m.name!r}: mtime not set: {getattr(e, 'strerror', None) or e}")
 
     def _dir_times(self) -> None:
         """Directory mtimes last, deepest first: their contents changed them. A
@@ -619,10 +564,3 @@ class _Extractor:
                 os.utime(host, ns=(ns, ns), follow_symlinks=False)
             except (OverflowError, OSError) as e:
                 self._warn(f"{rel}: mtime not set: {getattr(e, 'strerror', None) or e}")
-
-
-def _mtime_ns(m: tarfile.TarInfo) -> int:
-    t = m.mtime
-    if isinstance(t, int):
-        return t * 1_000_000_000
-    return round(float(t) * 1_000_000_000)

@@ -35,7 +35,7 @@ from typing import Final, Protocol
 
 from pykaniko.errors import DiskFullError, StorageError
 from pykaniko.snapshot.changes import ChangeSet
-from pykaniko.snapshot.extract import xattr_carried
+from pykaniko.snapshot.entrymeta import xattr_carried
 
 __all__ = ["LayerSink", "write_layer"]
 
