@@ -45,9 +45,16 @@ class BlobStore:
             return open(self.path(digest), "rb")
         except FileNotFoundError as exc:
             raise ImageError(f"blob {digest} is not in the local store") from exc
+        except OSError as exc:
+            raise StorageError.from_os(exc, operation=f"read blob {digest[:19]}") from exc
 
     def size(self, digest: str) -> int:
-        return self.path(digest).stat().st_size
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError as exc:
+            raise ImageError(f"blob {digest} is not in the local store") from exc
+        except OSError as exc:
+            raise StorageError.from_os(exc, operation=f"read blob {digest[:19]}") from exc
 
     def temp_path(self, suffix: str = "") -> Path:
         """A fresh file name on the store's filesystem, for writers that rename later."""
