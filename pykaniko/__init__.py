@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         AuthError,
         BuildError,
         ConfigError,
+        DiskFullError,
         DockerfileError,
         ImageError,
         NotFoundError,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
         RunError,
         SandboxError,
         SnapshotError,
+        StorageError,
         UnsafeLayerError,
     )
     from pykaniko.executor import (
@@ -55,6 +57,7 @@ __all__ = [
     "BuildOptions",
     "BuildResult",
     "ConfigError",
+    "DiskFullError",
     "DockerfileError",
     "Event",
     "ImageError",
@@ -77,6 +80,7 @@ __all__ = [
     "StageStarted",
     "StepOutput",
     "StepStarted",
+    "StorageError",
     "UnsafeLayerError",
     "build",
 ]

@@ -49,8 +49,6 @@ __all__ = [
     "SnapshotError",
     "StorageError",
     "UnsafeLayerError",
-    "format_size",
-    "image_path",
 ]
 
 
@@ -179,7 +177,7 @@ class StorageError(PykanikoError):
         self,
         message: str,
         *,
-        operation: str,
+        operation: str = "",
         path: str = "",
         errno: int | None = None,
         needed: int | None = None,
@@ -208,8 +206,6 @@ class StorageError(PykanikoError):
         The message uses ``exc.strerror`` only: ``str(exc)`` names host paths.
         ``needed`` (bytes the operation had to write) and ``detail`` go into the text.
         """
-        if isinstance(exc, StorageError):
-            return exc
         reason = exc.strerror or type(exc).__name__
         where = f" {path}" if path else ""
         extra = f" ({detail})" if detail else ""

@@ -251,3 +251,36 @@ def test_damaged_layer_blob_is_an_image_error(
         snap.extract(stream, what="base layer sha256:1234")
     assert "base layer sha256:1234" in str(info.value)
     assert str(tmp_path) not in str(info.value)
+
+
+def test_from_os_maps_errors_without_host_paths() -> None:
+    full = StorageError.from_os(
+        OSError(28, "No space left on device", "/kaniko/build-1/rootfs/x"),
+        operation="write layer",
+        needed=3 << 20,
+    )
+    assert isinstance(full, DiskFullError)
+    assert full.message == "write layer: no space left on device; it needed 3.0 MiB"
+    quota = StorageError.from_os(OSError(122, "Disk quota exceeded"), operation="x")
+    assert isinstance(quota, DiskFullError)
+    denied = StorageError.from_os(
+        PermissionError(13, "Permission denied", "/kaniko/build-1/rootfs/etc/x"),
+        operation="snapshot: read",
+        path="/etc/x",
+    )
+    assert type(denied) is StorageError
+    assert str(denied) == "snapshot: read /etc/x: permission denied"
+    assert (denied.errno, denied.path, denied.operation) == (13, "/etc/x", "snapshot: read")
+    located = denied.located(Location("Dockerfile", 4, 5))
+    assert str(located) == "Dockerfile:4: snapshot: read /etc/x: permission denied"
+    assert located.code == denied.code == "storage"
+
+
+def test_image_path() -> None:
+    from pykaniko.errors import image_path
+
+    assert image_path("/k/b/rootfs", "/k/b/rootfs/usr/bin/x") == "/usr/bin/x"
+    assert image_path("/k/b/rootfs/", "/k/b/rootfs") == "/"
+    assert image_path("/k/b/rootfs", "/k/b/rootfs2/x") == ""
+    assert image_path("/k/b/rootfs", 3) == ""
+    assert image_path("/k/b/rootfs", None) == ""
