@@ -10,9 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pykaniko.api import build
+    from pykaniko.api import Cancellation, build
     from pykaniko.errors import (
         AuthError,
+        BuildCancelledError,
         BuildError,
         ConfigError,
         DiskFullError,
@@ -43,6 +44,13 @@ if TYPE_CHECKING:
         StepOutput,
         StepStarted,
     )
+    from pykaniko.executor.events import BlobProgress, CacheChecked, PhaseTimed, StepFinished
+    from pykaniko.executor.summary import (
+        BuildSummary,
+        LayerSummary,
+        StepSummary,
+        SummaryCollector,
+    )
     from pykaniko.image.platform import Platform
     from pykaniko.registry import RegistryOptions
     from pykaniko.snapshot import SnapshotMode
@@ -52,10 +60,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
+    "BlobProgress",
+    "BuildCancelledError",
     "BuildError",
     "BuildFinished",
     "BuildOptions",
     "BuildResult",
+    "BuildSummary",
+    "CacheChecked",
+    "Cancellation",
     "ConfigError",
     "DiskFullError",
     "DockerfileError",
@@ -63,9 +76,11 @@ __all__ = [
     "ImageError",
     "ImagePushed",
     "LayerCreated",
+    "LayerSummary",
     "NotFoundError",
     "Notice",
     "OutputOptions",
+    "PhaseTimed",
     "PlanError",
     "Platform",
     "PykanikoError",
@@ -78,14 +93,26 @@ __all__ = [
     "SnapshotMode",
     "StageSkipped",
     "StageStarted",
+    "StepFinished",
     "StepOutput",
     "StepStarted",
+    "StepSummary",
     "StorageError",
+    "SummaryCollector",
     "UnsafeLayerError",
     "build",
 ]
 
 _HOMES = {
+    "BlobProgress": "pykaniko.executor.events",
+    "BuildSummary": "pykaniko.executor.summary",
+    "CacheChecked": "pykaniko.executor.events",
+    "Cancellation": "pykaniko.api",
+    "LayerSummary": "pykaniko.executor.summary",
+    "PhaseTimed": "pykaniko.executor.events",
+    "StepFinished": "pykaniko.executor.events",
+    "StepSummary": "pykaniko.executor.summary",
+    "SummaryCollector": "pykaniko.executor.summary",
     "build": "pykaniko.api",
     "Platform": "pykaniko.image.platform",
     "RegistryOptions": "pykaniko.registry",

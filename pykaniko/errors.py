@@ -20,7 +20,8 @@ them into ``PATH:LINE: message`` lines and exit codes; nothing below the CLI pri
      │    └── DiskFullError   no space left (says how many bytes the step needed)
      ├── BuildError           a step could not be carried out (COPY source missing, ...)
      │    └── RunError        a RUN command exited non-zero (carries its status)
-     └── SandboxError         the chroot sandbox could not be set up
+     ├── SandboxError         the chroot sandbox could not be set up
+     └── BuildCancelledError  the caller cancelled the build (exit status 130)
 
 This module imports nothing from pykaniko: it is the bottom layer.
 """
@@ -34,6 +35,7 @@ from typing import Self
 
 __all__ = [
     "AuthError",
+    "BuildCancelledError",
     "BuildError",
     "ConfigError",
     "DiskFullError",
@@ -290,3 +292,13 @@ class RunError(BuildError):
 
 class SandboxError(PykanikoError):
     default_code = "sandbox"
+
+
+class BuildCancelledError(PykanikoError):
+    """The build was cancelled by its caller; its work directory has been cleaned up."""
+
+    default_code = "cancelled"
+
+    @property
+    def exit_status(self) -> int:
+        return 130

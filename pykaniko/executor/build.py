@@ -50,6 +50,7 @@ from pykaniko.executor.stage import (
     ensure_rootfs,
     extract_verified,
 )
+from pykaniko.executor.summary import BuildSummary
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.manifest import Descriptor, Manifest
@@ -73,6 +74,7 @@ class BuildResult:
     references: tuple[str, ...]
     plan_text: str
     seconds: float
+    summary: BuildSummary | None = None
 
 
 def _read_text(path: Path) -> str:
@@ -234,7 +236,8 @@ class _Build:
             cache=self.cache,
         )
         for skipped in self.plan.skipped:
-            self.events(StageSkipped(skipped.stage.index, skipped.stage.name, skipped.reason))
+            gone = skipped.stage
+            self.events(StageSkipped(gone.index, gone.name, skipped.reason, len(gone.instructions)))
         final: StageOutput | None = None
         for pos, planned in enumerate(self.plan.stages):
             stage = planned.stage

@@ -64,7 +64,15 @@ from pykaniko.executor.copy import (
     open_archive,
     source_path,
 )
-from pykaniko.executor.events import EventSink, LayerCreated, Notice, StepOutput, StepStarted
+from pykaniko.executor.events import (
+    CacheChecked,
+    EventSink,
+    LayerCreated,
+    Notice,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+)
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
 from pykaniko.executor.metadata import (
     DEFAULT_PATH,
@@ -273,7 +281,9 @@ class _StageRun:
             instr = scope.expand(raw)
             self.ctx.events(StepStarted(self.index, number, total, instr.original))
             before = len(self.out.config.diff_ids)
+            began = time.monotonic()
             self.step(instr, scope)
+            self.ctx.events(StepFinished(self.index, number, time.monotonic() - began))
             if not isinstance(instr, Run):
                 # what a COPY/ADD/WORKDIR produced is part of the chain: a changed source
                 # file changes every key after it, even though COPY itself is not cached
@@ -416,7 +426,7 @@ class _StageRun:
             self.ctx.events(Notice("warning", f"cache lookup for {key[:12]} failed: {exc}"))
             return False
         if hit is None:
-            self.ctx.events(Notice("info", f"no cached layer for {key[:12]}"))
+            self.ctx.events(CacheChecked(self.index, key, hit=False))
             return False
         store = self.ctx.workspace.store
         self.ctx.registry.fetch_layers(hit.image, [hit.layer], store)
@@ -435,9 +445,7 @@ class _StageRun:
         self.out.config = replace(cfg, diff_ids=(*cfg.diff_ids, hit.diff_id))
         shown_argv = self._argv_shown(instr, self.out.config.config)
         self._history(run_created_by(shown_argv, declared), empty=False)
-        self.ctx.events(
-            Notice("info", f"using cached layer {hit.layer.digest[:19]} for {key[:12]}")
-        )
+        self.ctx.events(CacheChecked(self.index, key, hit=True, digest=hit.layer.digest))
         return True
 
     def _execute(self, instr: Run, cfg: ContainerConfig, ident: Identity, env: list[str]) -> None:

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import ipaddress
 import json
+import os
 import re
 import ssl
 import threading
@@ -104,6 +105,30 @@ def bypass_proxy(host: str, no_proxy: str) -> bool:
     return False
 
 
+def cert_dir_files(cert_dirs: str, cert_file: str = "") -> tuple[str, ...]:
+    """Every regular file in the ``SSL_CERT_DIR`` directories (colon-separated), sorted,
+    the ``SSL_CERT_FILE`` bundle itself left out.
+
+    OpenSSL looks certificates up in these directories by subject-hash file names only,
+    while Kaniko (Go) reads every file there: a CA mounted as
+    ``/kaniko/ssl/certs/my-ca.crt`` is trusted by Kaniko, so it must be by us too.
+    """
+    found: list[str] = []
+    for directory in filter(None, cert_dirs.split(":")):
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_file() and not (cert_file and _same_file(entry.path, cert_file)):
+                    found.append(entry.path)
+    return tuple(sorted(found))
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 class _ContextAdapter(HTTPAdapter):
     """An adapter using our SSL context: extra CAs are added to the system pool."""
 
@@ -192,6 +217,11 @@ class Transport:
         self._skip_verify = frozenset(
             normalize_registry(h) for h in options.skip_tls_verify_registries
         )
+        # the system store as Go builds it (see cert_dir_files); OpenSSL itself reads
+        # SSL_CERT_FILE and the hashed names of SSL_CERT_DIR
+        self._system_ca_files = cert_dir_files(
+            os.environ.get("SSL_CERT_DIR", ""), os.environ.get("SSL_CERT_FILE", "")
+        )
         self._tokens = TokenCache()
         self._lock = threading.Lock()
         self._free: dict[tuple[str, Mode], list[requests.Session]] = {}
@@ -236,8 +266,11 @@ class Transport:
         certs = {normalize_registry(k): v for k, v in opts.registry_certificates.items()}
         if skip:
             session.verify = False
-        else:  # the system's CA store (as Kaniko's Go TLS uses), plus --registry-certificate
+        else:  # the system's CA store (as Kaniko's Go TLS builds it), plus --registry-certificate
             context = ssl.create_default_context()
+            for cafile in self._system_ca_files:
+                with contextlib.suppress(ssl.SSLError, OSError):  # not a PEM certificate
+                    context.load_verify_locations(cafile=cafile)
             if registry in certs:
                 context.load_verify_locations(cafile=certs[registry])
             session.mount("https://", _ContextAdapter(context))
