@@ -30,7 +30,7 @@ from pykaniko.executor import (
 )
 from pykaniko.executor import build as _run_build
 from pykaniko.executor.cache import cache_repository
-from pykaniko.executor.events import BuildFinished, ImagePushed, PhaseTimed
+from pykaniko.executor.events import BlobProgress, BuildFinished, ImagePushed, PhaseTimed
 from pykaniko.executor.sandbox import RunSpec
 from pykaniko.executor.summary import SummaryCollector
 from pykaniko.image.blobstore import BlobStore
@@ -229,7 +229,22 @@ class _TimedRegistry(RegistryClient):
         guard: _Guard,
         cache_repo: str | None,
     ) -> None:
-        super().__init__(options, keychain, notify=notify)
+        super().__init__(
+            options,
+            keychain,
+            notify=notify,
+            progress=lambda p: events(
+                BlobProgress(
+                    direction=p.direction,
+                    digest=p.digest,
+                    done=p.done,
+                    total=p.total,
+                    finished=p.finished,
+                    repository=p.repository,
+                    ok=p.ok,
+                )
+            ),
+        )
         self._events = events
         self._guard = guard
         self._cache_repo = cache_repo
@@ -241,10 +256,17 @@ class _TimedRegistry(RegistryClient):
         yield
         self._events(PhaseTimed(phase, time.monotonic() - started, detail=detail))
 
-    def pull(self, ref: Reference, platform: Platform, store: BlobStore) -> PulledImage:
+    def pull(
+        self,
+        ref: Reference,
+        platform: Platform,
+        store: BlobStore,
+        *,
+        attempts: int | None = None,
+    ) -> PulledImage:
         phase = "cache" if ref.name == self._cache_repo else "resolve"
         with self._timed(phase, str(ref)):
-            return super().pull(ref, platform, store)
+            return super().pull(ref, platform, store, attempts=attempts)
 
     def fetch_layers(
         self, pulled: PulledImage, layers: Sequence[Descriptor], store: BlobStore

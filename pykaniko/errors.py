@@ -19,7 +19,9 @@ them into ``PATH:LINE: message`` lines and exit codes; nothing below the CLI pri
      ├── StorageError         an OS error on the builder's disk (operation, path in the image)
      │    └── DiskFullError   no space left (says how many bytes the step needed)
      ├── BuildError           a step could not be carried out (COPY source missing, ...)
-     │    └── RunError        a RUN command exited non-zero (carries its status)
+     │    ├── RunError        a RUN command exited non-zero (carries its status)
+     │    ├── SecretLeakError a secret value is in a layer or the config (never the value)
+     │    └── DiskFullError   ENOSPC/EDQUOT while building (says how much was used)
      ├── SandboxError         the chroot sandbox could not be set up
      └── BuildCancelledError  the caller cancelled the build (exit status 130)
 
@@ -47,7 +49,9 @@ __all__ = [
     "PykanikoError",
     "RegistryError",
     "RunError",
+    "DiskFullError",
     "SandboxError",
+    "SecretLeakError",
     "SnapshotError",
     "StorageError",
     "UnsafeLayerError",
@@ -288,6 +292,14 @@ class RunError(BuildError):
     @property
     def exit_status(self) -> int:
         return self.status if 0 < self.status < 256 else 1
+
+
+class SecretLeakError(BuildError):
+    default_code = "secret-leak"
+
+
+class DiskFullError(BuildError):
+    default_code = "disk-full"
 
 
 class SandboxError(PykanikoError):

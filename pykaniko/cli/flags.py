@@ -24,10 +24,14 @@ __all__ = [
     "LEVELS",
     "SNAPSHOT_MODES",
     "Parser",
+    "build_args",
     "build_parser",
+    "client_certs",
     "flag",
     "options_from_args",
+    "pairs",
     "parse_args",
+    "proxies",
 ]
 
 SNAPSHOT_MODES = ("full", "redo", "time", "stat")
@@ -105,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     flag(p, "--force-build-metadata", help="add a layer even for metadata-only steps")
     flag(p, "--cache", help="use the layer cache")
     a("--cache-repo", default="", help="repository for cache layers")
-    a("--cache-dir", default="/cache", help="local base-image cache directory")
+    a("--cache-dir", default="/cache", help="base-image cache (see pykaniko warmer)")
     a("--cache-ttl", default="336h", help="cache entry lifetime")
     flag(p, "--cache-run-layers", default=True, help="cache RUN layers")
     flag(p, "--cache-copy-layers", help="cache COPY layers")
@@ -130,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--registry-mirror", action="append", default=[], help="Docker Hub mirror")
     a("--registry-map", action="append", default=[], metavar="ORIG=NEW[/PREFIX]")
     flag(p, "--skip-default-registry-fallback", help="never fall back to the original")
-    a("--image-download-retry", type=int, default=0, help="extra pull attempts")
+    a(
+        "--image-download-retry", type=int, default=None,
+        help="extra attempts for a pulled blob or manifest that breaks off or arrives wrong "
+        "(default 3)",
+    )  # fmt: skip
     a(
         "-v",
         "--verbosity",
@@ -144,12 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     a("--summary-file", default=None, metavar="FILE", help="write the build summary here (JSON)")
     a("--azure-container-registry-config", default="", help=argparse.SUPPRESS)
     a("--secret", action="append", default=[], metavar="id=ID,src=PATH|env=VAR")
+    a(
+        "--secret-check",
+        default="error",
+        choices=["error", "warn", "off"],
+        help="search every new layer, the config and the cache images for the values of "
+        "--secret, served secrets and the registry credentials used (raw and base64; "
+        "values shorter than 8 bytes are not searched): error (default) fails the build "
+        "before any push, warn pushes with a warning",
+    )
     flag(p, "--dry-run", help="print the build plan and exit")
     a("--version", action="version", version=f"pykaniko {__version__}")
     return p
 
 
-def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
+def pairs(values: Sequence[str], flag: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values:
         key, sep, val = value.partition("=")
@@ -159,7 +176,7 @@ def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
     return out
 
 
-def _build_args(values: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+def build_args(values: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values:
         key, sep, val = value.partition("=")
@@ -172,13 +189,24 @@ def _build_args(values: Sequence[str], env: Mapping[str, str]) -> dict[str, str]
     return out
 
 
-def _proxies(env: Mapping[str, str]) -> dict[str, str]:
+def proxies(env: Mapping[str, str]) -> dict[str, str]:
     """The usual proxy variables (either case), as Go programs such as Kaniko honour them."""
     out: dict[str, str] = {}
     for key in ("http", "https", "no"):
         value = env.get(f"{key.upper()}_PROXY") or env.get(f"{key}_proxy")
         if value:
             out["no_proxy" if key == "no" else key] = value
+    return out
+
+
+def client_certs(values: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``--registry-client-cert REG=CERT,KEY`` values by registry."""
+    out: dict[str, tuple[str, str]] = {}
+    for reg, pair in pairs(values, "--registry-client-cert").items():
+        cert, _, key = pair.partition(",")
+        if not key:
+            raise ConfigError(f"--registry-client-cert={reg}={pair}: expected REG=CERT,KEY")
+        out[reg] = (cert, key)
     return out
 
 
@@ -232,9 +260,11 @@ def _dockerfile(text: str, context: Path) -> Path:
 
 def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOptions:
     from pykaniko.executor import BuildOptions, OutputOptions
+    from pykaniko.executor.cache import parse_ttl
     from pykaniko.image.platform import Platform, host_platform
     from pykaniko.registry import RegistryOptions
     from pykaniko.registry.mirrors import parse_registry_maps
+    from pykaniko.registry.options import DEFAULT_IMAGE_DOWNLOAD_RETRY
     from pykaniko.snapshot import SnapshotMode
 
     if ns.isolation == "in-place":
@@ -256,7 +286,7 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
             f"--bucket={ns.bucket}: bucket build contexts are not supported",
             hint="download and unpack the context into a directory first",
         )
-    _pairs(ns.git, "--git")
+    pairs(ns.git, "--git")
     # as Kaniko: the environment variables add to the flags
     mirrors = list(ns.registry_mirror)
     if env.get("KANIKO_REGISTRY_MIRROR"):
@@ -264,12 +294,6 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
     maps = list(ns.registry_map)
     if env.get("KANIKO_REGISTRY_MAP"):
         maps.append(env["KANIKO_REGISTRY_MAP"])
-    client_certs: dict[str, tuple[str, str]] = {}
-    for reg, pair in _pairs(ns.registry_client_cert, "--registry-client-cert").items():
-        cert, _, key = pair.partition(",")
-        if not key:
-            raise ConfigError(f"--registry-client-cert={reg}={pair}: expected REG=CERT,KEY")
-        client_certs[reg] = (cert, key)
     registry = RegistryOptions(
         insecure=ns.insecure,
         insecure_pull=ns.insecure_pull,
@@ -277,15 +301,22 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         skip_tls_verify=ns.skip_tls_verify,
         skip_tls_verify_pull=ns.skip_tls_verify_pull,
         skip_tls_verify_registries=tuple(ns.skip_tls_verify_registry),
-        registry_certificates=_pairs(ns.registry_certificate, "--registry-certificate"),
-        registry_client_certs=client_certs,
+        registry_certificates=pairs(ns.registry_certificate, "--registry-certificate"),
+        registry_client_certs=client_certs(ns.registry_client_cert),
         mirrors=tuple(mirrors),
         registry_maps=parse_registry_maps(maps),
         skip_default_registry_fallback=ns.skip_default_registry_fallback,
-        image_download_retry=ns.image_download_retry,
+        image_download_retry=(
+            DEFAULT_IMAGE_DOWNLOAD_RETRY
+            if ns.image_download_retry is None
+            else ns.image_download_retry
+        ),
         push_retry=ns.push_retry,
         skip_push_permission_check=ns.skip_push_permission_check,
-        proxies=_proxies(env),
+        proxies=proxies(env),
+        # Kaniko's base-image cache, filled by `pykaniko warmer`: read only with --cache
+        base_cache_dir=Path(ns.cache_dir) if ns.cache and ns.cache_dir else None,
+        base_cache_ttl=parse_ttl(ns.cache_ttl) if ns.cache else 0.0,
     )
     outputs = OutputOptions(
         destinations=tuple(ns.destination),
@@ -304,15 +335,15 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         compression_level=ns.compression_level if ns.compression_level > 0 else None,
         reproducible=ns.reproducible,
         push_ignore_immutable_tag_errors=ns.push_ignore_immutable_tag_errors,
-        annotations=_pairs(ns.annotation, "--annotation"),
+        annotations=pairs(ns.annotation, "--annotation"),
     )
     return BuildOptions(
         context=context,
         dockerfile=_dockerfile(ns.dockerfile, context),
         outputs=outputs,
         target=ns.target,
-        build_args=_build_args(ns.build_arg, env),
-        labels=_pairs(ns.label, "--label"),
+        build_args=build_args(ns.build_arg, env),
+        labels=pairs(ns.label, "--label"),
         skip_unused_stages=ns.skip_unused_stages,
         platform=Platform.parse(ns.custom_platform) if ns.custom_platform else host_platform(),
         snapshot_mode=SnapshotMode(ns.snapshot_mode),
@@ -330,6 +361,7 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         cache_ttl=ns.cache_ttl,
         cache_run_layers=ns.cache_run_layers,
         push_cache=not ns.no_push_cache,
+        secret_check=ns.secret_check,
     )
 
 

@@ -99,8 +99,6 @@ def build_main(args: Sequence[str], env: Mapping[str, str]) -> int:
     if ns.cache and ns.cache_copy_layers:
         log.warning("--cache-copy-layers: COPY layers are not cached (their content still keys "
                     "every later step)")  # fmt: skip
-    if ns.cache and ns.cache_dir != "/cache":
-        log.warning("--cache-dir: the local base-image cache is not used in this version")
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         try:

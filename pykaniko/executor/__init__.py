@@ -18,8 +18,9 @@ from pykaniko.executor.events import (
     StepOutput,
     StepStarted,
 )
+from pykaniko.executor.isolation import Sandbox
+from pykaniko.executor.isolation.chroot import ChrootSandbox
 from pykaniko.executor.options import BuildOptions, OutputOptions, SecretSource
-from pykaniko.executor.sandbox import ChrootSandbox, Sandbox
 
 __all__ = [
     "BuildFinished",

@@ -30,7 +30,14 @@ from pykaniko.dockerfile import (
     plan_build,
     render_plan,
 )
-from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError, RegistryError
+from pykaniko.errors import (
+    BuildError,
+    ConfigError,
+    DiskFullError,
+    ImageError,
+    PykanikoError,
+    RegistryError,
+)
 from pykaniko.executor.cache import LayerCache, cache_repository, parse_ttl
 from pykaniko.executor.events import (
     BuildFinished,
@@ -41,8 +48,16 @@ from pykaniko.executor.events import (
     StageStarted,
 )
 from pykaniko.executor.fsutil import clean_abs, resolve_in_root
+from pykaniko.executor.isolation import Sandbox
+from pykaniko.executor.leakcheck import LeakGuard
 from pykaniko.executor.options import BuildOptions
-from pykaniko.executor.sandbox import Sandbox
+from pykaniko.executor.oserrors import (
+    PathMap,
+    disk_full,
+    from_os_error,
+    is_disk_full,
+    output_file,
+)
 from pykaniko.executor.stage import (
     StageContext,
     StageOutput,
@@ -145,8 +160,10 @@ class _Build:
         env: Mapping[str, str],
         created: tuple[str, int | None],
         cache: LayerCache | None = None,
+        leaks: LeakGuard | None = None,
     ) -> None:
         self.cache = cache
+        self.leaks = leaks
         self.options = options
         self.env = env
         self.created = created
@@ -234,6 +251,7 @@ class _Build:
             image_rootfs=self.image_rootfs,
             environ=self.env,
             cache=self.cache,
+            leaks=self.leaks,
         )
         for skipped in self.plan.skipped:
             gone = skipped.stage
@@ -411,12 +429,22 @@ def build(
     refs = [parse_reference(d) for d in options.outputs.destinations]
     if refs and not options.outputs.no_push:
         registry.check_push_permission(refs)
+    leaks = LeakGuard.for_build(options, plan, registry, events, env)
     try:
         workspace = Workspace.create(options.work_dir)
     except OSError as exc:
         raise ConfigError(
             f"--kaniko-dir={options.work_dir}: cannot create a work directory there: {exc.strerror}"
         ) from exc
+    if workspace.stale_removed:
+        count = len(workspace.stale_removed)
+        events(
+            Notice(
+                "info",
+                f"removed {count} work director{'y' if count == 1 else 'ies'} of interrupted "
+                f"builds from --kaniko-dir={options.work_dir}",
+            )
+        )
     try:
         runner = _Build(
             options,
@@ -428,10 +456,14 @@ def build(
             env=env,
             created=created,
             cache=_layer_cache(options, refs, registry, workspace),
+            leaks=leaks,
         )
         final = runner.run()
         manifest, config_raw = assemble(final, options, created[0], workspace.store.put_bytes)
         digest = manifest.digest
+        leaks.check_metadata(config_raw, "the image config")
+        leaks.check_metadata(manifest.raw, "the image manifest")
+        leaks.clear_for_push([d.digest for d in manifest.layers], "the image")
         _deliver(
             options=options,
             manifest=manifest,
@@ -442,13 +474,26 @@ def build(
             workspace=workspace,
             events=events,
         )
-    except PykanikoError:
+    except DiskFullError:
+        raise
+    except PykanikoError as exc:
+        if is_disk_full(exc):  # measured before the work dir is cleaned below
+            raise disk_full(
+                exc.message,
+                where=options.work_dir,
+                flag=f"--kaniko-dir={options.work_dir}",
+                used_by_build=workspace.root,
+                location=exc.location,
+            ) from exc
         raise
     except OSError as exc:
-        raise BuildError(f"build failed: {exc}") from exc
+        paths = PathMap(work_dir=workspace.root, kaniko_dir=options.work_dir)
+        raise from_os_error(exc, "build", paths) from exc
     finally:
         if options.cleanup:
             workspace.cleanup()
+        else:
+            workspace.release()
     seconds = time.monotonic() - started
     events(BuildFinished(digest, seconds))
     return BuildResult(digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds)
@@ -484,15 +529,20 @@ def _deliver(
     o = options.outputs
     digest = manifest.digest
     if o.digest_file:
-        o.digest_file.write_text(digest)
+        with output_file("--digest-file", o.digest_file):
+            o.digest_file.write_text(digest)
     if o.image_name_with_digest_file:
-        o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
+        with output_file("--image-name-with-digest-file", o.image_name_with_digest_file):
+            o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
     if o.image_name_tag_with_digest_file:
-        o.image_name_tag_with_digest_file.write_text(
-            "".join(
-                f"{r.name}:{r.tag}@{digest}\n" if r.tag else f"{r.name}@{digest}\n" for r in refs
+        with output_file("--image-name-tag-with-digest-file", o.image_name_tag_with_digest_file):
+            o.image_name_tag_with_digest_file.write_text(
+                "".join(
+                    f"{r.name}:{r.tag}@{digest}\n" if r.tag else f"{r.name}@{digest}\n"
+                    for r in refs
+                )
             )
-        )
+    image_size = sum(d.size for d in manifest.layers) + len(config_raw)
     if o.oci_layout_path or o.tar_path:
         missing = [d for d in manifest.layers if not workspace.store.has(d.digest)]
         for source in final.sources:
@@ -504,14 +554,19 @@ def _deliver(
     if o.oci_layout_path:
         from pykaniko.image.layout import write_oci_layout
 
-        write_oci_layout(
-            o.oci_layout_path, manifest, workspace.store, ref_name=refs[0].tag if refs else None
-        )
+        with output_file("--oci-layout-path", o.oci_layout_path, needed=image_size):
+            write_oci_layout(
+                o.oci_layout_path,
+                manifest,
+                workspace.store,
+                ref_name=refs[0].tag if refs else None,
+            )
     if o.tar_path:
         from pykaniko.image.tarball import write_docker_archive
 
         tags = [str(r) for r in refs] or ["docker.io/unset-repo/unset-image-name:latest"]
-        write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
+        with output_file("--tar-path", o.tar_path, needed=image_size):
+            write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
     if o.no_push:
         return
     try:

@@ -1,7 +1,7 @@
 """The chroot sandbox: the only place in pykaniko that forks, mounts or chroots.
 
 A RUN step is executed by a fresh, single-threaded helper process
-(:mod:`pykaniko.executor.sandbox_child`, run by path) so that nothing after ``fork``
+(:mod:`pykaniko.executor.isolation.sandbox_child`, run by path) so that nothing after ``fork``
 runs in a multi-threaded interpreter. This side prepares what the helper needs, all
 inside the rootfs and the build's scratch directory:
 
@@ -34,57 +34,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
 from pykaniko.errors import SandboxError
 from pykaniko.executor.fsutil import resolve_in_root
-from pykaniko.executor.sandbox_child import HOST_FILES, WARNING_PREFIX
+from pykaniko.executor.isolation import RunSpec
+from pykaniko.executor.isolation.sandbox_child import HOST_FILES, WARNING_PREFIX
 
-__all__ = ["BindMount", "ChrootSandbox", "RunSpec", "Sandbox"]
+__all__ = ["ChrootSandbox"]
 
 log = logging.getLogger(__name__)
 
 _CHILD: Final = Path(__file__).with_name("sandbox_child.py")
-
-
-@dataclass(frozen=True, slots=True)
-class BindMount:
-    """A host path made visible at ``target`` (rootfs-absolute) during one RUN.
-
-    ``kind`` is ``bind`` (a host file or directory) or ``tmpfs``.
-    """
-
-    source: str
-    target: str
-    readonly: bool = False
-    kind: str = "bind"
-
-
-@dataclass(frozen=True, slots=True)
-class RunSpec:
-    """One RUN: the command, who runs it, where, and what is mounted.
-
-    ``scripts`` are (host file, name) pairs mounted read-only at ``/dev/pipes/NAME``;
-    ``scratch`` is a directory of the build's workspace the sandbox may use.
-    """
-
-    rootfs: str
-    argv: tuple[str, ...]
-    env: tuple[str, ...]
-    scratch: str
-    cwd: str = "/"
-    uid: int = 0
-    gid: int = 0
-    groups: tuple[int, ...] = ()
-    mounts: tuple[BindMount, ...] = ()
-    scripts: tuple[tuple[str, str], ...] = ()
-    network: str = "default"
-
-
-class Sandbox(Protocol):
-    def run(self, spec: RunSpec, *, output: Callable[[bytes], None] | None = None) -> int:
-        """Run ``spec`` to completion and return its exit status."""
-        ...
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The sandbox's helper process: run by path (``python -I -S sandbox_child.py FD``) from
-:mod:`pykaniko.executor.sandbox`, so it starts in a fresh, single-threaded interpreter
+:mod:`pykaniko.executor.isolation.chroot`, so it starts in a fresh, single-threaded interpreter
 that imports nothing but the stdlib.
 
 It reads the run spec (JSON) from file descriptor FD. Every path in it was resolved
