@@ -31,7 +31,7 @@ from pykaniko.executor import (
 from pykaniko.executor import build as _run_build
 from pykaniko.executor.cache import cache_repository
 from pykaniko.executor.events import BlobProgress, BuildFinished, ImagePushed, PhaseTimed
-from pykaniko.executor.sandbox import RunSpec
+from pykaniko.executor.isolation import RunSpec
 from pykaniko.executor.summary import SummaryCollector
 from pykaniko.image.blobstore import BlobStore
 from pykaniko.image.manifest import Descriptor, Manifest

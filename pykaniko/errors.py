@@ -16,12 +16,11 @@ them into ``PATH:LINE: message`` lines and exit codes; nothing below the CLI pri
      │    └── NotFoundError   manifest or blob unknown
      ├── SnapshotError        walking, layer writing or extraction failed
      │    └── UnsafeLayerError a layer tried to escape the rootfs
-     ├── StorageError         an OS error on the builder's disk (operation, path in the image)
-     │    └── DiskFullError   no space left (says how many bytes the step needed)
      ├── BuildError           a step could not be carried out (COPY source missing, ...)
      │    ├── RunError        a RUN command exited non-zero (carries its status)
      │    ├── SecretLeakError a secret value is in a layer or the config (never the value)
-     │    └── DiskFullError   ENOSPC/EDQUOT while building (says how much was used)
+     │    └── StorageError    an OS error on the builder's disk (operation, path in the image)
+     │         └── DiskFullError ENOSPC/EDQUOT (says how much the build needed)
      ├── SandboxError         the chroot sandbox could not be set up
      └── BuildCancelledError  the caller cancelled the build (exit status 130)
 
@@ -49,7 +48,6 @@ __all__ = [
     "PykanikoError",
     "RegistryError",
     "RunError",
-    "DiskFullError",
     "SandboxError",
     "SecretLeakError",
     "SnapshotError",
@@ -154,6 +152,35 @@ class UnsafeLayerError(SnapshotError):
     default_code = "unsafe-layer"
 
 
+class BuildError(PykanikoError):
+    default_code = "build"
+
+
+class RunError(BuildError):
+    """A RUN step failed; pykaniko exits with the command's own status."""
+
+    default_code = "run-failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        location: Location | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, location=location, hint=hint)
+        self.status = status
+
+    @property
+    def exit_status(self) -> int:
+        return self.status if 0 < self.status < 256 else 1
+
+
+class SecretLeakError(BuildError):
+    default_code = "secret-leak"
+
+
 def format_size(n: int) -> str:
     """``1536`` -> ``1.5 KiB``: sizes for people."""
     size = float(n)
@@ -167,7 +194,7 @@ def format_size(n: int) -> str:
 _FULL = frozenset({_errno.ENOSPC, _errno.EDQUOT})
 
 
-class StorageError(PykanikoError):
+class StorageError(BuildError):
     """An OS error while reading or writing the builder's own disk, said in image terms.
 
     ``operation`` is what was being done (``busybox layer sha256:ab12: extract``,
@@ -267,39 +294,6 @@ def image_path(root: str, host: str | bytes | int | None) -> str:
     if host.startswith(root + "/"):
         return os.path.normpath(host[len(root) :])
     return ""
-
-
-class BuildError(PykanikoError):
-    default_code = "build"
-
-
-class RunError(BuildError):
-    """A RUN step failed; pykaniko exits with the command's own status."""
-
-    default_code = "run-failed"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        location: Location | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message, location=location, hint=hint)
-        self.status = status
-
-    @property
-    def exit_status(self) -> int:
-        return self.status if 0 < self.status < 256 else 1
-
-
-class SecretLeakError(BuildError):
-    default_code = "secret-leak"
-
-
-class DiskFullError(BuildError):
-    default_code = "disk-full"
 
 
 class SandboxError(PykanikoError):
