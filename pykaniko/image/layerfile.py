@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import BinaryIO, Final, Literal, cast
 
 import zstandard
-from isal import igzip, igzip_threaded
+from isal import igzip, igzip_threaded, isal_zlib
 
 from pykaniko.errors import ImageError, StorageError, format_size
 from pykaniko.image.digest import CHUNK, HashingWriter
@@ -303,6 +303,14 @@ def open_decompressed(path: Path | str) -> BinaryIO:
     return decompressing_reader(raw, kind)
 
 
+# what the decompressors raise on bad bytes (isal's error is a plain Exception)
+_DECOMPRESS_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    zstandard.ZstdError,
+    zlib.error,
+    cast("type[BaseException]", isal_zlib.error),
+)
+
+
 class _Damage(io.RawIOBase):
     """Says what went wrong under a layer's decompressor in our terms: a damaged or
     cut stream is an :class:`ImageError`, a failing disk a :class:`StorageError`
@@ -321,7 +329,7 @@ class _Damage(io.RawIOBase):
             return int(self._inner.readinto(buf) or 0)  # type: ignore[attr-defined]
         except EOFError as e:
             raise ImageError(f"{self._what}: the {self._kind} stream ends early") from e
-        except (zstandard.ZstdError, zlib.error) as e:
+        except _DECOMPRESS_ERRORS as e:
             raise ImageError(f"{self._what}: damaged {self._kind} stream: {e}") from e
         except OSError as e:
             if e.errno is None:  # BadGzipFile and the like: the bytes, not the disk
