@@ -380,3 +380,11 @@ def test_dockerignore_never_crashes(patterns: str, path: str) -> None:
     rules = DockerIgnore.parse(patterns)
     rules.matches(path)
     rules.may_match_children(path)
+
+
+def test_dockerignore_doubled_set_operators_stay_literal() -> None:
+    """Found by the fuzzer: ``[?--]`` made re warn of a future set difference."""
+    for pattern in ("[?--]", "[a&&b]", "[~~]", "[a||b]", "[--z]"):
+        DockerIgnore.parse(pattern).matches("a")
+    assert DockerIgnore.parse("[a&&b]").matches("&")
+    assert DockerIgnore.parse("[--z]").matches("-")
