@@ -15,13 +15,15 @@ with the mode's key, ``detect`` = the whole ``diff()`` (walk, compare, content r
 ``full``), ``tar`` = ``write_layer`` into a null sink, ``gzip`` = the same into a
 ``LayerWriter`` (isal, 2 threads) minus ``tar``. Times are the best of five
 interleaved runs (``detect`` on clones of the baseline, so every run sees the same
-change).
+change). ``cpu/f`` is ``detect``'s CPU time over ``find``'s (both single-threaded and
+CPU-bound on tmpfs): the ratio to read when other work shares the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -48,6 +50,8 @@ class Row:
     find: float
     walk: float
     detect: float
+    find_cpu: float
+    detect_cpu: float
     tar: float
     gzip: float
     layer_bytes: int
@@ -76,11 +80,26 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def _find(root: Path) -> None:
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _find(root: Path) -> tuple[float, float]:
+    """Run ``find -printf``; its wall and CPU time."""
+    before = _cpu_children()
+    started = time.perf_counter()
     with open(os.devnull, "wb") as null:
         subprocess.run(
             ["find", str(root), "-printf", "%p %T@ %s %m %U %G %i\\n"], stdout=null, check=True
         )
+    return time.perf_counter() - started, _cpu_children() - before
+
+
+def _cpu(fn: Callable[[], object]) -> float:
+    t = time.process_time()
+    fn()
+    return time.process_time() - t
 
 
 def _file_path(root: Path, i: int) -> Path:
@@ -187,19 +206,20 @@ def run_size(scratch: Path, files: int) -> tuple[list[Row], dict[str, float]]:
     rows: list[Row] = []
     for name, scenario in SCENARIOS:
         expected = scenario(root, files)
-        timed: dict[SnapshotMode, tuple[float, float]] = {}
-        floor = float("inf")
+        timed: dict[SnapshotMode, tuple[float, float, float]] = {}
+        floor = floor_cpu = float("inf")
         for _ in range(REPEAT):  # interleaved, so machine load hits every column alike
             for m, s in snaps.items():
-                floor = min(floor, _timed(lambda: _find(root)))
+                find_wall, find_cpu = _find(root)
+                floor, floor_cpu = min(floor, find_wall), min(floor_cpu, find_cpu)
                 key = quick_key(m)
                 walked = _timed(lambda key=key: walk(str(root), key, IgnoreList()))  # type: ignore[misc]
-                probe = s.clone()
-                detect = _timed(probe.diff)
-                best = timed.get(m, (walked, detect))
-                timed[m] = (min(best[0], walked), min(best[1], detect))
+                detect = _timed(s.clone().diff)
+                detect_cpu = _cpu(s.clone().diff)
+                best = timed.get(m, (walked, detect, detect_cpu))
+                timed[m] = (min(best[0], walked), min(best[1], detect), min(best[2], detect_cpu))
         for m, s in snaps.items():
-            walked, detect = timed[m]
+            walked, detect, detect_cpu = timed[m]
             cs = s.diff()
             null = _Null()
             t = time.perf_counter()
@@ -220,6 +240,8 @@ def run_size(scratch: Path, files: int) -> tuple[list[Row], dict[str, float]]:
                     floor,
                     walked,
                     detect,
+                    floor_cpu,
+                    detect_cpu,
                     tar,
                     max(total - tar, 0.0),
                     size,
@@ -234,14 +256,15 @@ def run_size(scratch: Path, files: int) -> tuple[list[Row], dict[str, float]]:
 def render(rows: list[Row], baselines: dict[int, dict[str, float]]) -> str:
     head = (
         f"{'files':>7} {'scenario':<8} {'mode':<5} {'find s':>7} {'walk s':>7} {'walk/f':>6} "
-        f"{'detect s':>8} {'det/f':>6} {'tar s':>7} {'gzip s':>7} {'layer MB':>9} "
+        f"{'detect s':>8} {'det/f':>6} {'cpu/f':>6} {'tar s':>7} {'gzip s':>7} {'layer MB':>9} "
         f"{'entries':>7} {'missed':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r.files:>7} {r.scenario:<8} {r.mode:<5} {r.find:>7.3f} {r.walk:>7.3f} "
-            f"{r.walk / r.find:>6.2f} {r.detect:>8.3f} {r.detect / r.find:>6.2f} {r.tar:>7.3f} "
+            f"{r.walk / r.find:>6.2f} {r.detect:>8.3f} {r.detect / r.find:>6.2f} "
+            f"{r.detect_cpu / r.find_cpu:>6.2f} {r.tar:>7.3f} "
             f"{r.gzip:>7.3f} {r.layer_bytes / 1e6:>9.2f} {r.entries:>7} {r.missed:>6}"
         )
     lines.append("")

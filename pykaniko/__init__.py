@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         SandboxError,
         SecretLeakError,
         SnapshotError,
+        StorageError,
         UnsafeLayerError,
     )
     from pykaniko.executor import (
@@ -98,6 +99,7 @@ __all__ = [
     "StepOutput",
     "StepStarted",
     "StepSummary",
+    "StorageError",
     "SummaryCollector",
     "UnsafeLayerError",
     "build",

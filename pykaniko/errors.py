@@ -19,7 +19,8 @@ them into ``PATH:LINE: message`` lines and exit codes; nothing below the CLI pri
      ├── BuildError           a step could not be carried out (COPY source missing, ...)
      │    ├── RunError        a RUN command exited non-zero (carries its status)
      │    ├── SecretLeakError a secret value is in a layer or the config (never the value)
-     │    └── DiskFullError   ENOSPC/EDQUOT while building (says how much was used)
+     │    └── StorageError    an OS error on the builder's disk (operation, path in the image)
+     │         └── DiskFullError ENOSPC/EDQUOT (says how much the build needed)
      ├── SandboxError         the chroot sandbox could not be set up
      └── BuildCancelledError  the caller cancelled the build (exit status 130)
 
@@ -28,13 +29,17 @@ This module imports nothing from pykaniko: it is the bottom layer.
 
 from __future__ import annotations
 
+import errno as _errno
+import os
 from dataclasses import dataclass
+from typing import Self
 
 __all__ = [
     "AuthError",
     "BuildCancelledError",
     "BuildError",
     "ConfigError",
+    "DiskFullError",
     "DockerfileError",
     "ImageError",
     "Location",
@@ -43,10 +48,10 @@ __all__ = [
     "PykanikoError",
     "RegistryError",
     "RunError",
-    "DiskFullError",
     "SandboxError",
     "SecretLeakError",
     "SnapshotError",
+    "StorageError",
     "UnsafeLayerError",
 ]
 
@@ -176,8 +181,119 @@ class SecretLeakError(BuildError):
     default_code = "secret-leak"
 
 
-class DiskFullError(BuildError):
+def format_size(n: int) -> str:
+    """``1536`` -> ``1.5 KiB``: sizes for people."""
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} bytes"  # pragma: no cover
+
+
+_FULL = frozenset({_errno.ENOSPC, _errno.EDQUOT})
+
+
+class StorageError(BuildError):
+    """An OS error while reading or writing the builder's own disk, said in image terms.
+
+    ``operation`` is what was being done (``busybox layer sha256:ab12: extract``,
+    ``snapshot: read``, ``write OCI layout``), ``path`` the path inside the image
+    (``/usr/bin/x``) or the output the user named, never the host work dir; ``errno``
+    the OS error number.
+    The executor adds the Dockerfile step with :meth:`located`.
+    """
+
+    default_code = "storage"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str = "",
+        path: str = "",
+        errno: int | None = None,
+        needed: int | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+        location: Location | None = None,
+    ) -> None:
+        super().__init__(message, code=code, hint=hint, location=location)
+        self.operation = operation
+        self.path = path
+        self.errno = errno
+        self.needed = needed
+
+    @classmethod
+    def from_os(
+        cls,
+        exc: OSError,
+        *,
+        operation: str,
+        path: str = "",
+        needed: int | None = None,
+        detail: str = "",
+    ) -> StorageError:
+        """The error for ``exc``: :class:`DiskFullError` for ENOSPC/EDQUOT, else this.
+
+        The message uses ``exc.strerror`` only: ``str(exc)`` names host paths.
+        ``needed`` (bytes the operation had to write) and ``detail`` go into the text.
+        """
+        reason = exc.strerror or type(exc).__name__
+        where = f" {path}" if path else ""
+        extra = f" ({detail})" if detail else ""
+        if exc.errno in _FULL:
+            wanted = f"; it needed {format_size(needed)}" if needed is not None else ""
+            return DiskFullError(
+                f"{operation}{where}: {reason.lower()}{wanted}{extra}",
+                operation=operation,
+                path=path,
+                errno=exc.errno,
+                needed=needed,
+                hint="free space where --kaniko-dir (and the outputs) live, or point them "
+                "at a bigger disk",
+            )
+        return cls(
+            f"{operation}{where}: {reason.lower()}{extra}",
+            operation=operation,
+            path=path,
+            errno=exc.errno,
+            needed=needed,
+        )
+
+    def located(self, location: Location) -> Self:
+        """The same error at a Dockerfile step (the executor knows the step)."""
+        other = type(self)(
+            self.message,
+            operation=self.operation,
+            path=self.path,
+            errno=self.errno,
+            needed=self.needed,
+            code=self.code,
+            hint=self.hint,
+            location=location,
+        )
+        other.__cause__ = self.__cause__
+        return other
+
+
+class DiskFullError(StorageError):
+    """No space (or quota) left: the message says how much the operation needed."""
+
     default_code = "disk-full"
+
+
+def image_path(root: str, host: str | bytes | int | None) -> str:
+    """A host path below ``root`` as the image sees it (``/usr/bin/x``); ``""`` for
+    anything else, so a host work dir never reaches a message."""
+    if not isinstance(host, str):
+        return ""
+    root = root.rstrip("/")
+    if host == root:
+        return "/"
+    if host.startswith(root + "/"):
+        return os.path.normpath(host[len(root) :])
+    return ""
 
 
 class SandboxError(PykanikoError):

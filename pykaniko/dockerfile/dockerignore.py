@@ -15,6 +15,7 @@ from dataclasses import dataclass
 __all__ = ["DockerIgnore", "IgnorePattern", "load_dockerignore"]
 
 _GLOB_CHARS = frozenset("*?[\\")
+_SET_OPS = re.compile(r"([-&~|])(?=\1)")
 
 
 def _clean(path: str) -> str:
@@ -65,6 +66,8 @@ def _to_regex(pattern: str) -> str:
                 if negate:
                     body = body[1:]
                 body = body.replace("\\", "\\\\").replace("[", "\\[")
+                # "--", "&&", "~~", "||" would be set operations to a future re
+                body = _SET_OPS.sub(r"\1\\", body)
                 out.append(f"[{'^' if negate else ''}{body}]")
                 i = end
         else:

@@ -59,6 +59,9 @@ class _Words:
         return self.words
 
 
+_MAX_DEPTH = 100  # ${A:-${B:-...}} levels; real Dockerfiles use two or three
+
+
 class _Lexer:
     """One pass over one word; recursive for ``${V:-word}`` bodies."""
 
@@ -79,6 +82,7 @@ class _Lexer:
         self.raw_quotes = raw_quotes
         self.raw_escapes = raw_escapes
         self.skip_quotes = skip_quotes
+        self.depth = 0
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
@@ -94,10 +98,14 @@ class _Lexer:
         saved = self.raw_escapes
         if raw_escapes is not None:
             self.raw_escapes = raw_escapes
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:  # the recursion would end in a RecursionError
+            raise ExpansionError(f"substitutions nested deeper than {_MAX_DEPTH} levels")
         try:
             return self._process(stop)
         finally:
             self.raw_escapes = saved
+            self.depth -= 1
 
     def _process(self, stop: str) -> tuple[str, list[str]]:
         out: list[str] = []

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pykaniko.errors import BuildError, DiskFullError, Location, PykanikoError
+from pykaniko.errors import BuildError, DiskFullError, Location, PykanikoError, StorageError
 
 __all__ = [
     "PathMap",
@@ -24,6 +24,7 @@ __all__ = [
     "disk_nearly_full",
     "from_os_error",
     "is_disk_full",
+    "os_cause",
     "output_file",
     "size_text",
     "tree_size",
@@ -160,20 +161,33 @@ def disk_full(
     return DiskFullError(message, location=location, hint=hint)
 
 
+def os_cause(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: itself, or the one a StorageError of the snapshot or
+    image layer was made from (those name image paths; here the flags are known)."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, StorageError) and isinstance(exc.__cause__, OSError):
+        return exc.__cause__
+    return None
+
+
 @contextlib.contextmanager
 def output_file(flag: str, path: Path, *, needed: int | None = None) -> Iterator[None]:
     """Writing an output the user named (``--tar-path``, ``--digest-file``...): an
     OSError names the flag and the path, never a work-dir file it was copied from."""
     try:
         yield
-    except OSError as exc:
+    except (OSError, StorageError) as raised:
+        exc = os_cause(raised)
+        if exc is None:
+            raise
         if exc.errno in _FULL:
             raise disk_full(
                 f"writing {flag}={path}", where=path.parent, flag=f"{flag}={path}", needed=needed
-            ) from exc
+            ) from raised
         raise BuildError(
             f"cannot write {flag}={path}: {exc.strerror or type(exc).__name__}"
-        ) from exc
+        ) from raised
 
 
 def from_os_error(
@@ -183,6 +197,7 @@ def from_os_error(
     *,
     location: Location | None = None,
     path: str | None = None,
+    needed: int | None = None,
 ) -> PykanikoError:
     """One error for ``exc``, raised while doing ``operation`` (``COPY app /srv``,
     ``writing the layer``): ``path`` (inside the image) or the error's own file names,
@@ -193,6 +208,7 @@ def from_os_error(
             where=paths.kaniko_dir,
             flag=f"--kaniko-dir={paths.kaniko_dir}",
             used_by_build=paths.work_dir,
+            needed=needed,
             location=location,
         )
     names = [path] if path else [paths.show(exc.filename), paths.show(exc.filename2)]

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from pykaniko.dockerfile import Dockerfile, ImageBase, Instruction, StageBase, StageScope
-from pykaniko.errors import BuildError, ImageError, Location
+from pykaniko.errors import BuildError, ImageError, Location, StorageError
 from pykaniko.executor.cache import LayerCache
 from pykaniko.executor.events import EventSink, LayerCreated, Notice
 from pykaniko.executor.fsutil import resolve_in_root
 from pykaniko.executor.isolation import Isolation
 from pykaniko.executor.leakcheck import LeakGuard, Origin, ScanningSink
 from pykaniko.executor.options import BuildOptions
-from pykaniko.executor.oserrors import PathMap, from_os_error
+from pykaniko.executor.oserrors import PathMap, from_os_error, os_cause
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.config import History, ImageConfig
@@ -201,9 +201,16 @@ class StageState:
         try:
             entries = write_layer(changes, self.fs_root, sink, mtime_clamp=self.ctx.mtime_clamp)
             layer = writer.close() if entries or self.ctx.options.force_build_metadata else None
-        except OSError as exc:
+        except (OSError, StorageError) as raised:
             _discard(writer)
-            raise from_os_error(exc, "writing the layer", self.path_map()) from exc
+            exc = os_cause(raised)
+            if exc is None:
+                raise
+            shown = raised.path if isinstance(raised, StorageError) else ""
+            needed = raised.needed if isinstance(raised, StorageError) else None
+            raise from_os_error(
+                exc, "writing the layer", self.path_map(), path=shown or None, needed=needed
+            ) from raised
         except BaseException:
             _discard(writer)
             raise

@@ -3,25 +3,29 @@ a decompressor that verifies the digest as the bytes go by.
 
 A layer is never held in memory: the tar writer streams into :class:`LayerWriter`,
 which hashes the uncompressed bytes (diff_id), compresses them (isal gzip or zstd
-with threads), hashes the compressed bytes (digest) and writes them to a file.
+with threads), hashes the compressed bytes (digest) and writes them to a file. Its OS
+errors (a full disk above all) come out as :class:`StorageError`; the host path of the
+file stays out of the message.
 """
 
 from __future__ import annotations
 
 import bz2
+import contextlib
 import hashlib
 import io
 import lzma
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Final, Literal, cast
 
 import zstandard
-from isal import igzip, igzip_threaded
+from isal import igzip, igzip_threaded, isal_zlib
 
-from pykaniko.errors import ImageError
+from pykaniko.errors import ImageError, StorageError, format_size
 from pykaniko.image.digest import CHUNK, HashingWriter
 
 __all__ = [
@@ -85,7 +89,10 @@ class LayerWriter:
     ) -> None:
         self._path = path
         self._compression: Compression = compression
-        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115  closed in close()
+        try:
+            self._file: BinaryIO = open(path, "wb")  # noqa: SIM115  closed in close()
+        except OSError as e:
+            raise StorageError.from_os(e, operation="write layer") from e
         self._compressed = HashingWriter(self._file)
         self._diff = hashlib.sha256()
         self._size = 0
@@ -129,11 +136,26 @@ class LayerWriter:
         self._diff.update(data)
         n = len(data)
         self._size += n
-        if self._stream is None:
-            self._compressed.write(data)
-        else:
-            self._stream.write(data)
+        try:
+            if self._stream is None:
+                self._compressed.write(data)
+            else:
+                self._stream.write(data)
+        except OSError as e:
+            raise self._error(e) from e
         return n
+
+    def _error(self, e: OSError, *, whole: bool = False) -> StorageError:
+        """``whole``: the layer is complete, so its uncompressed size is what it needed
+        (at most: compression only makes it smaller)."""
+        written = format_size(self._compressed.size)
+        return StorageError.from_os(
+            e,
+            operation="write layer",
+            needed=self._size if whole else None,
+            detail=("the layer before compression; " if whole else "")
+            + f"{written} compressed were written",
+        )
 
     def flush(self) -> None:
         """Compressors flush on close; a mid-stream flush would change the bytes."""
@@ -141,9 +163,12 @@ class LayerWriter:
     def close(self) -> LayerFile:
         if self._result is not None:
             return self._result
-        if self._stream is not None:
-            self._stream.close()
-        self._file.close()
+        try:
+            if self._stream is not None:
+                self._stream.close()
+            self._file.close()
+        except OSError as e:
+            raise self._error(e, whole=True) from e
         self._result = LayerFile(
             path=self._path,
             digest=self._compressed.digest,
@@ -155,12 +180,15 @@ class LayerWriter:
         return self._result
 
     def abort(self) -> None:
-        """Drop a half-written layer."""
+        """Drop a half-written layer; errors of the compressor (the one that made us
+        abort, raised again) do not matter any more."""
         try:
             if self._stream is not None:
-                self._stream.close()
+                with contextlib.suppress(OSError, ValueError, zstandard.ZstdError):
+                    self._stream.close()
         finally:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._path.unlink(missing_ok=True)
 
     def __enter__(self) -> LayerWriter:
@@ -275,23 +303,67 @@ def open_decompressed(path: Path | str) -> BinaryIO:
     return decompressing_reader(raw, kind)
 
 
+# what the decompressors raise on bad bytes (isal's error is a plain Exception)
+_DECOMPRESS_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    zstandard.ZstdError,
+    zlib.error,
+    cast("type[BaseException]", isal_zlib.error),
+)
+
+
+class _Damage(io.RawIOBase):
+    """Says what went wrong under a layer's decompressor in our terms: a damaged or
+    cut stream is an :class:`ImageError`, a failing disk a :class:`StorageError`
+    (never a raw EOFError, ZstdError or OSError naming a host path)."""
+
+    def __init__(self, inner: BinaryIO, kind: str, what: str) -> None:
+        self._inner = inner
+        self._kind = kind
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            return int(self._inner.readinto(buf) or 0)  # type: ignore[attr-defined]
+        except EOFError as e:
+            raise ImageError(f"{self._what}: the {self._kind} stream ends early") from e
+        except _DECOMPRESS_ERRORS as e:
+            raise ImageError(f"{self._what}: damaged {self._kind} stream: {e}") from e
+        except OSError as e:
+            if e.errno is None:  # BadGzipFile and the like: the bytes, not the disk
+                raise ImageError(f"{self._what}: damaged {self._kind} stream: {e}") from e
+            raise StorageError.from_os(e, operation=f"{self._what}: read") from e
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
 def open_uncompressed(
     path: Path | str, *, digest: str | None = None, what: str = "layer"
 ) -> BinaryIO:
     """Open a layer blob as an uncompressed stream, whatever its compression.
 
     When ``digest`` is given the compressed bytes are verified when the stream is read
-    to its end; a mismatch raises :class:`ImageError`.
+    to its end; a mismatch raises :class:`ImageError`, and so does a damaged stream.
     """
-    raw: BinaryIO = open(path, "rb")  # noqa: SIM115  the returned stream owns it
-    head = raw.read(8)
-    raw.seek(0)
+    try:
+        raw: BinaryIO = open(path, "rb")  # noqa: SIM115  the returned stream owns it
+        head = raw.read(8)
+        raw.seek(0)
+    except OSError as e:
+        raise StorageError.from_os(e, operation=f"{what}: read") from e
     kind = sniff_compression(head)
     if kind in ("bzip2", "xz"):
         raw.close()
         raise ImageError(f"{what}: {kind} layers are not supported")
     checked = cast(BinaryIO, io.BufferedReader(_VerifyingReader(raw, digest, what), CHUNK))
-    return decompressing_reader(checked, kind)
+    plain = decompressing_reader(checked, kind)
+    if kind == "none":
+        return plain
+    return cast(BinaryIO, io.BufferedReader(_Damage(plain, kind, what), CHUNK))
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

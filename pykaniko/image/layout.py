@@ -7,7 +7,8 @@ index that points at a missing blob.
 The manifest keeps its own media type (Docker schema 2 when the base image was a
 Docker image, as Kaniko writes it), so the digest is the pushed one. skopeo 1.9 then
 reads the layout as ``oci:PATH`` (its only image); it matches ``oci:PATH:TAG`` names
-only on OCI-typed manifests.
+only on OCI-typed manifests. OS errors are a :class:`StorageError` naming the layout
+(a full disk says how big the image is).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from pykaniko.errors import ImageError
+from pykaniko.errors import ImageError, StorageError
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.blobstore import BlobStore
 from pykaniko.image.layerfile import link_or_copy
@@ -49,6 +50,16 @@ def write_oci_layout(
     ``ref_name`` becomes the ``org.opencontainers.image.ref.name`` annotation (the
     ``TAG`` of ``skopeo oci:PATH:TAG`` and ``umoci --image PATH:TAG``).
     """
+    try:
+        _write(path, manifest, store, ref_name)
+    except OSError as e:
+        size = sum(d.size for d in (*manifest.layers, manifest.config)) + len(manifest.raw)
+        raise StorageError.from_os(
+            e, operation="write OCI layout", path=str(path), needed=size, detail="the image"
+        ) from e
+
+
+def _write(path: Path, manifest: Manifest, store: BlobStore, ref_name: str | None) -> None:
     path.mkdir(parents=True, exist_ok=True)
     (path / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
     for desc in (*manifest.layers, manifest.config):

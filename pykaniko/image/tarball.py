@@ -5,7 +5,9 @@ Layers are written uncompressed under their diff_id, as ``docker save`` does, so
 reader accepts them; each layer is decompressed to a temporary file first (a tar
 member needs its size up front) with its digest verified on the way, so nothing is
 held in memory. ``compressed=True`` stores the blobs as they are instead (smaller;
-``docker load`` and skopeo accept gzip layers too).
+``docker load`` and skopeo accept gzip layers too). OS errors are a
+:class:`StorageError` naming the archive (or the layer being decompressed in the work
+dir); a full disk says how big the image is.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from pykaniko.errors import ImageError
+from pykaniko.errors import ImageError, StorageError
 from pykaniko.image.blobstore import BlobStore
 from pykaniko.image.config import ImageConfig
 from pykaniko.image.digest import CHUNK, HashingWriter
@@ -69,8 +71,12 @@ def _decompress(store: BlobStore, digest: str, expected_diff_id: str | None) -> 
                 f"layer {digest[:19]}: uncompressed digest {sink.digest[:19]} does not match "
                 f"the config's diff_id {expected_diff_id[:19]}"
             )
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise StorageError.from_os(
+                e, operation=f"decompress layer {digest[:19]} for the docker archive"
+            ) from e
         raise
     return tmp
 
@@ -96,9 +102,9 @@ def write_docker_archive(
         )
     config_name = manifest.config.digest.split(":", 1)[1] + ".json"
     tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
     layer_names: list[str] = []
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, config_name, config_raw)
             written: set[str] = set()
@@ -126,5 +132,14 @@ def write_docker_archive(
             }
             _add_bytes(tar, "manifest.json", json.dumps([entry]).encode())
         os.replace(tmp, path)
+    except OSError as e:
+        size = sum(d.size for d in manifest.layers) + len(config_raw)
+        raise StorageError.from_os(
+            e,
+            operation="write docker archive",
+            path=str(path),
+            needed=size,
+            detail="the image compressed" if compressed else "at least: the layers compressed",
+        ) from e
     finally:
         tmp.unlink(missing_ok=True)

@@ -11,11 +11,18 @@ Nothing a layer says can touch a path outside the root:
   (securejoin-style), so writing through ``link -> /etc`` lands in ``ROOT/etc``. The
   last component is never followed: an existing symlink there is replaced.
 
-Whiteouts and opaque whiteouts apply to lower layers only (paths this layer created
-survive them); ignored paths are neither written nor removed. Ownership, modes
-(setuid after chown), the xattrs we carry, device nodes (when mknod is permitted) and
-mtimes (directories last) are restored. Memory is flat: members are forgotten as soon
-as they are applied and file data moves in 1 MiB blocks.
+A later entry for an existing path replaces it, as containerd and umoci apply layers:
+whatever was there (a directory with its children, a file, a symlink, a device) goes
+first; only a directory entry over a directory merges (the children stay, the new
+metadata applies). Whiteouts and opaque whiteouts apply to lower layers only (paths
+this layer created survive them); ignored paths are neither written nor removed.
+Ownership, modes (setuid after chown), the xattrs we carry, device nodes (when mknod is
+permitted) and mtimes (directories last) are restored (:mod:`.entrymeta`). Memory is
+flat: members are forgotten as soon as they are applied and file data moves in 1 MiB
+blocks.
+
+An OS error while applying (a full disk, a read-only or unreadable directory) is a
+:class:`StorageError` naming the entry's path inside the image, never the host path.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from typing import Any, BinaryIO, Final, cast
 
 import xxhash
 
-from pykaniko.errors import SnapshotError, UnsafeLayerError
+from pykaniko.errors import SnapshotError, StorageError, UnsafeLayerError, format_size
+from pykaniko.snapshot.entrymeta import EntryMetadata, mtime_ns, xattr_carried
 from pykaniko.snapshot.ignore import IgnoreList
 
 __all__ = ["ExtractReport", "ExtractResult", "extract_layer", "xattr_carried"]
@@ -41,12 +49,6 @@ _MAX_ID: Final = 2**32 - 2  # 2^32-1 means "leave unchanged" to chown(2)
 _MAX_HOPS: Final = 40
 _OPAQUE: Final = ".wh..wh..opq"
 _WH: Final = ".wh."
-_XATTR: Final = "SCHILY.xattr."
-
-
-def xattr_carried(name: str) -> bool:
-    """The xattrs layers carry: file capabilities plus the user and trusted namespaces."""
-    return name == "security.capability" or name.startswith(("user.", "trusted."))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +115,17 @@ class _Extractor:
         self.removed: set[str] = set()
         self.created: set[str] = set()
         self.hashes: dict[str, int] = {}
-        self.dir_times: list[tuple[str, int]] = []
+        self.dir_times: dict[str, tuple[int, int]] = {}  # rel -> (mtime ns, inode)
         self.warnings: list[str] = []
         self.cache: dict[str, str] = {}
         self.entries = 0
         self.whiteouts = 0
         self.skipped = 0
         self.bytes = 0
-        self.chown_ok = True
+        self.meta = EntryMetadata(self._warn)
         self.buf = bytearray(_BLOCK)
+        self.current = ""  # the image path being applied, for error messages
+        self.current_size = 0
 
     # -- driver ----------------------------------------------------------------------
 
@@ -142,10 +146,11 @@ class _Extractor:
         except ValueError as e:  # NUL bytes and the like in names or link targets
             raise UnsafeLayerError(f"{self.what}: malformed entry: {e}") from e
         except OSError as e:
-            if isinstance(e, SnapshotError):
-                raise
-            raise SnapshotError(f"{self.what}: extraction failed: {e}") from e
-        self._dir_times()
+            raise self._os_error(e) from e
+        try:
+            self._dir_times()
+        except OSError as e:
+            raise self._os_error(e) from e
         while stream.read(_BLOCK):
             pass
         report = ExtractReport(
@@ -161,6 +166,16 @@ class _Extractor:
             touched=frozenset(self.touched),
             removed=frozenset(self.removed),
             hashes=self.hashes,
+        )
+
+    def _os_error(self, e: OSError) -> StorageError:
+        written = format_size(self.bytes)
+        return StorageError.from_os(
+            e,
+            operation=f"{self.what}: extract",
+            path=self.current,
+            needed=self.current_size or None,
+            detail=f"the file; {written} of this layer's files were written",
         )
 
     def _warn(self, text: str) -> None:
@@ -183,6 +198,8 @@ class _Extractor:
         parts = self._parts(m.name)
         if not parts:
             return  # the root itself: its owner and mode are the builder's
+        self.current = "/" + "/".join(parts)
+        self.current_size = m.size if m.isreg() else 0
         name = parts[-1]
         if name.startswith(_WH):
             self._whiteout(parts)
@@ -195,6 +212,7 @@ class _Extractor:
         parent = self._dir(parts[:-1], create=True)
         assert parent is not None
         rel = parent + "/" + name
+        self.current = rel
         if self.ignore.ignored(rel):
             self.skipped += 1
             return
@@ -206,9 +224,11 @@ class _Extractor:
         if m.isdir():
             self._mkdir(m, rel)
         elif m.isreg():
-            self._file(tf, m, rel)
+            if not self._file(tf, m, rel):
+                return
         elif m.issym():
-            self._symlink(m, rel)
+            if not self._symlink(m, rel):
+                return
         elif m.islnk():
             if not self._hardlink(m, rel):
                 return
@@ -273,7 +293,10 @@ class _Extractor:
                 continue
             if not create:
                 return None
-            raise SnapshotError(f"{self.what}: {rel} is not a directory but /{key} needs one")
+            raise SnapshotError(
+                f"{self.what}: {rel} is not a directory, but a later entry puts /{key}/… below it",
+                hint="the layer is malformed: containerd refuses it too",
+            )
         out = "/" + "/".join(cur) if cur else ""
         self.cache[key] = out
         return out
@@ -314,12 +337,13 @@ class _Extractor:
             self._remove(rel)
 
     def _remove(self, rel: str) -> bool:
-        """Remove ``rel`` (a subtree when a directory) except ignored paths below it."""
+        """Remove ``rel`` (a subtree when a directory) except ignored paths below it;
+        whether ``rel`` is gone."""
         host = self.root + rel
         try:
             st = os.lstat(host)
         except FileNotFoundError:
-            return False
+            return True
         parent = rel.rpartition("/")[0]
         if parent:
             self.touched.add(parent)
@@ -352,25 +376,39 @@ class _Extractor:
                         os.unlink(self.root + c)
         if rel in blocked:
             self._warn(f"{rel} kept: it holds ignored paths")
+            return False
         return True
 
-    def _clear(self, rel: str) -> None:
-        """Make room for a new non-directory entry at ``rel``."""
+    def _clear(self, rel: str) -> bool:
+        """Make room for a new non-directory entry at ``rel``: whatever is there goes
+        (a directory with its children). False when an ignored path below it stays."""
         host = self.root + rel
         try:
             st = os.lstat(host)
         except FileNotFoundError:
-            return
+            return True
         if stat.S_ISDIR(st.st_mode):
-            self._remove(rel)
-        else:
-            os.unlink(host)
-            if stat.S_ISLNK(st.st_mode):
-                self.cache.clear()
+            return self._remove(rel)
+        os.unlink(host)
+        if stat.S_ISLNK(st.st_mode):
+            self.cache.clear()
+        elif st.st_nlink > 1:
+            self.removed.add(rel)  # the other names' ctime moved: the baseline re-reads
+        return True
+
+    def _cleared(self, rel: str, m: tarfile.TarInfo) -> bool:
+        """:meth:`_clear`, warning and skipping the entry when the old path stays."""
+        if self._clear(rel):
+            return True
+        self._warn(f"{m.name!r} skipped: the directory it replaces holds ignored paths")
+        self.skipped += 1
+        return False
 
     # -- entries ---------------------------------------------------------------------
 
     def _mkdir(self, m: tarfile.TarInfo, rel: str) -> None:
+        """A directory over a directory merges (new metadata, children kept); over
+        anything else it replaces."""
         host = self.root + rel
         try:
             st = os.lstat(host)
@@ -378,16 +416,17 @@ class _Extractor:
             os.mkdir(host, 0o700)
         else:
             if not stat.S_ISDIR(st.st_mode):
-                os.unlink(host)
+                self._clear(rel)
                 self.cache.clear()
                 os.mkdir(host, 0o700)
-        self._owner_mode(host, m)
-        self._xattrs(host, m)
-        self.dir_times.append((rel, _mtime_ns(m)))
+        self.meta.owner_mode(host, m)
+        self.meta.xattrs(host, m)
+        self.dir_times[rel] = (mtime_ns(m), os.lstat(host).st_ino)
 
-    def _file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, rel: str) -> None:
+    def _file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, rel: str) -> bool:
         host = self.root + rel
-        self._clear(rel)
+        if not self._cleared(rel, m):
+            return False
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(host, flags, 0o600)
         try:
@@ -412,11 +451,12 @@ class _Extractor:
                     self.bytes += n
             if h is not None:
                 self.hashes[rel] = int(h.intdigest())
-            self._owner_mode(fd, m)
-            self._xattrs(fd, m)
-            self._utime(fd, m)
+            self.meta.owner_mode(fd, m)
+            self.meta.xattrs(fd, m)
+            self.meta.utime(fd, m)
         finally:
             os.close(fd)
+        return True
 
     def _sparse(self, tf: tarfile.TarFile, fd: int, m: tarfile.TarInfo, h: Any | None) -> None:
         """A sparse member: its data segments are stored one after another right where
@@ -440,14 +480,16 @@ class _Extractor:
                 while block := whole.read(_BLOCK):
                     h.update(block)
 
-    def _symlink(self, m: tarfile.TarInfo, rel: str) -> None:
+    def _symlink(self, m: tarfile.TarInfo, rel: str) -> bool:
         host = self.root + rel
-        self._clear(rel)
+        if not self._cleared(rel, m):
+            return False
         os.symlink(m.linkname, host)
         self.cache.clear()
-        self._chown(host, m)
-        self._xattrs(host, m)
-        self._utime(host, m)
+        self.meta.chown(host, m)
+        self.meta.xattrs(host, m)
+        self.meta.utime(host, m)
+        return True
 
     def _hardlink(self, m: tarfile.TarInfo, rel: str) -> bool:
         link = m.linkname
@@ -472,7 +514,14 @@ class _Extractor:
             self._warn(f"hardlink {m.name!r} -> {link!r}: no such file, skipped")
             self.skipped += 1
             return False
-        self._clear(rel)
+        if target.startswith(rel + "/"):
+            self._warn(
+                f"hardlink {m.name!r} -> {link!r}: target goes with the path it replaces, skipped"
+            )
+            self.skipped += 1
+            return False
+        if not self._cleared(rel, m):
+            return False
         os.link(self.root + target, self.root + rel, follow_symlinks=False)
         if target in self.hashes:
             self.hashes[rel] = self.hashes[target]
@@ -480,7 +529,8 @@ class _Extractor:
 
     def _special(self, m: tarfile.TarInfo, rel: str) -> bool:
         host = self.root + rel
-        self._clear(rel)
+        if not self._cleared(rel, m):
+            return False
         if m.isfifo():
             os.mkfifo(host, 0o600)
         else:
@@ -491,75 +541,26 @@ class _Extractor:
                 self._warn(f"device {m.name!r} skipped: mknod not permitted")
                 self.skipped += 1
                 return False
-        self._owner_mode(host, m)
-        self._xattrs(host, m)
-        self._utime(host, m)
+        self.meta.owner_mode(host, m)
+        self.meta.xattrs(host, m)
+        self.meta.utime(host, m)
         return True
-
-    # -- metadata --------------------------------------------------------------------
-
-    def _chown(self, target: str | int, m: tarfile.TarInfo) -> bool:
-        try:
-            if isinstance(target, int):
-                os.fchown(target, m.uid, m.gid)
-            else:
-                os.chown(target, m.uid, m.gid, follow_symlinks=False)
-        except PermissionError:
-            if self.chown_ok:
-                self._warn("cannot change ownership (not root?): files keep the builder's ids")
-                self.chown_ok = False
-            return False
-        return True
-
-    def _owner_mode(self, target: str | int, m: tarfile.TarInfo) -> None:
-        mode = m.mode & 0o7777
-        if not self._chown(target, m):
-            mode &= ~0o6000  # never leave a set-id bit on a file of the wrong owner
-        if isinstance(target, int):
-            os.fchmod(target, mode)
-        else:
-            os.chmod(target, mode)
-
-    def _xattrs(self, target: str | int, m: tarfile.TarInfo) -> None:
-        for key, value in m.pax_headers.items():
-            if not key.startswith(_XATTR):
-                continue
-            name = key[len(_XATTR) :]
-            if not xattr_carried(name):
-                self._warn(f"{m.name!r}: xattr {name} not carried")
-                continue
-            raw = value.encode("utf-8", "surrogateescape")
-            try:
-                if isinstance(target, int):
-                    os.setxattr(target, name, raw)
-                else:
-                    os.setxattr(target, name, raw, follow_symlinks=False)
-            except OSError as e:
-                self._warn(f"{m.name!r}: xattr {name} not set: {e.strerror}")
-
-    def _utime(self, target: str | int, m: tarfile.TarInfo) -> None:
-        ns = _mtime_ns(m)
-        try:
-            if isinstance(target, int):
-                os.utime(target, ns=(ns, ns))
-            else:
-                os.utime(target, ns=(ns, ns), follow_symlinks=False)
-        except (OverflowError, OSError) as e:
-            self._warn(f"{m.name!r}: mtime not set: {e}")
 
     def _dir_times(self) -> None:
-        """Directory mtimes last, deepest first: their contents changed them."""
-        for rel, ns in sorted(self.dir_times, key=lambda t: t[0].count("/"), reverse=True):
+        """Directory mtimes last, deepest first: their contents changed them. A
+        directory replaced later in the layer (by anything) keeps the later entry's."""
+        for rel, (ns, ino) in sorted(
+            self.dir_times.items(), key=lambda t: t[0].count("/"), reverse=True
+        ):
+            self.current = rel
+            host = self.root + rel
             try:
-                os.utime(self.root + rel, ns=(ns, ns), follow_symlinks=False)
-            except FileNotFoundError:
+                st = os.lstat(host)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
+            if st.st_ino != ino or not stat.S_ISDIR(st.st_mode):
+                continue
+            try:
+                os.utime(host, ns=(ns, ns), follow_symlinks=False)
             except (OverflowError, OSError) as e:
-                self._warn(f"{rel}: mtime not set: {e}")
-
-
-def _mtime_ns(m: tarfile.TarInfo) -> int:
-    t = m.mtime
-    if isinstance(t, int):
-        return t * 1_000_000_000
-    return round(float(t) * 1_000_000_000)
+                self._warn(f"{rel}: mtime not set: {getattr(e, 'strerror', None) or e}")

@@ -7,18 +7,20 @@ the base image's files are in the baseline from the start, deleting one of them 
 gives a whiteout (Kaniko's ``--use-new-run`` misses those).
 
 The ignore list is an immutable value the snapshotter holds; ``set_ignore`` swaps it
-(VOLUME adds prefix entries mid-stage) and applies from the next walk on.
+(VOLUME adds prefix entries mid-stage) and applies from the next walk on. OS errors
+come out as :class:`StorageError` naming the path inside the image.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from pathlib import Path
 from typing import BinaryIO
 
-from pykaniko.errors import SnapshotError
+from pykaniko.errors import SnapshotError, StorageError, image_path
 from pykaniko.snapshot.changes import ChangeSet
 from pykaniko.snapshot.extract import ExtractReport, extract_layer
 from pykaniko.snapshot.ignore import IgnoreList, normalize
@@ -109,15 +111,17 @@ class Snapshotter:
         every quick key is read again once, so ``stat`` does not see them as moved.
         Content fingerprints stay: no content changed."""
         if self._stale:
-            self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
+            with self._os_errors("snapshot: read"):
+                self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
             self._stale = False
 
     def take_baseline(self) -> None:
         """Replace the baseline by a full walk of the rootfs now (``full`` reads all)."""
-        self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
-        self._sem = {}
-        if self._mode is SnapshotMode.FULL:
-            self._sem = {p: self._semantic(p) for p in paths(self._tree)}
+        with self._os_errors("snapshot: read"):
+            self._tree, self._dirs = walk(self._rootstr, self._key, self._ignore)
+            self._sem = {}
+            if self._mode is SnapshotMode.FULL:
+                self._sem = {p: self._semantic(p) for p in paths(self._tree)}
 
     def extract(
         self, stream: BinaryIO, *, what: str, ignore: IgnoreList = _NOTHING
@@ -131,15 +135,22 @@ class Snapshotter:
         """
         full = self._mode is SnapshotMode.FULL
         result = extract_layer(stream, self._root, ignore=ignore, what=what, hashes=full)
-        self._forget(result.removed)
-        if result.removed:
+        with self._os_errors(f"{what}: extract"):
+            self._record(result.touched, result.removed, result.hashes)
+        return result.report
+
+    def _record(self, touched: Set[str], removed: Set[str], hashes: Mapping[str, int]) -> None:
+        """Bring the baseline to what one extraction left."""
+        full = self._mode is SnapshotMode.FULL
+        self._forget(removed)
+        if removed:
             self._stale = True  # a removed name of a hardlink group moved its peers' ctime
         root = self._rootstr
         key = self._key
-        for p in sorted(result.touched):
+        for p in sorted(touched):
             try:
                 st = os.lstat(root + p)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # replaced later in the layer
                 self._forget([p])
                 continue
             if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
@@ -152,8 +163,7 @@ class Snapshotter:
             elif self._dirs.pop(p, None) is not None:
                 self._forget_below(p)
             if full:
-                self._sem[p] = semantic_key(root + p, st, result.hashes.get(p))
-        return result.report
+                self._sem[p] = semantic_key(root + p, st, hashes.get(p))
 
     def diff(
         self, paths: Sequence[str] | None = None, *, ignore: IgnoreList | None = None
@@ -164,11 +174,12 @@ class Snapshotter:
         they are told to, ``/dev`` or ``/var/run`` included, while a RUN's changes there
         are the sandbox's and stay out.
         """
-        if ignore is None:
-            return self._diff(paths)
-        held, self._ignore = self._ignore, ignore
+        held = self._ignore
+        if ignore is not None:
+            self._ignore = ignore
         try:
-            return self._diff(paths)
+            with self._os_errors("snapshot: read"):
+                return self._diff(paths)
         finally:
             self._ignore = held
 
@@ -219,26 +230,40 @@ class Snapshotter:
             whiteouts.append(p)
 
         entries = set(changed)
-        entries |= self._link_partners(entries)
+        linked = [p for p in up.linked if p in entries]  # full mode dropped some
         if opaque:
             entries.update(opaque)
             below = tuple(d + "/" for d in opaque)
             for d, sub in self._tree.items():
                 if d in opaque or d.startswith(below):
-                    entries.update(d + "/" + n for n in sub)
+                    inside = [d + "/" + n for n in sub]
+                    entries.update(inside)
+                    linked += inside  # whole directories: any may be a link
+        entries |= self._link_partners(entries, linked)
+        ordered = sorted(entries)
         return ChangeSet(
-            entries=tuple(sorted(entries)),
+            entries=tuple(ordered),
             whiteouts=tuple(whiteouts),
             opaque=tuple(sorted(opaque)),
-            added=tuple(sorted(p for p in entries if p in added)),
-            modified=tuple(sorted(p for p in entries if p not in added)),
+            added=tuple(p for p in ordered if p in added),
+            modified=tuple(p for p in ordered if p not in added),
             deleted=tuple(deleted),
         )
 
     # -- internals -------------------------------------------------------------------
 
-    def _link_partners(self, entries: set[str]) -> set[str]:
-        """Other names of multiply-linked files in ``entries``.
+    @contextlib.contextmanager
+    def _os_errors(self, operation: str) -> Iterator[None]:
+        """OS errors as :class:`StorageError` naming the path inside the image."""
+        try:
+            yield
+        except OSError as e:
+            where = image_path(self._rootstr, e.filename)
+            raise StorageError.from_os(e, operation=operation, path=where) from e
+
+    def _link_partners(self, entries: set[str], linked: Iterable[str]) -> set[str]:
+        """Other names of multiply-linked files among ``linked`` (the entries the walk
+        saw with a link count above one: no second stat of every entry).
 
         Linking to a file of a lower layer copies it up under overlayfs, so Docker's
         layer holds every name of the inode as one hardlink group. Only when some name
@@ -246,7 +271,7 @@ class Snapshotter:
         a stat per path at worst.
         """
         wanted: dict[tuple[int, int], int] = {}
-        for p in entries:
+        for p in linked:
             try:
                 st = os.lstat(self._rootstr + p)
             except OSError:
@@ -277,6 +302,7 @@ class Snapshotter:
         added: set[str] = set()
         replaced: list[str] = []
         gone: list[str] = []
+        linked: list[str] = []
         scan_dirs: list[str] = []
         for p in [*ancestors, *starts]:
             if not self._real_parents(p):
@@ -297,6 +323,8 @@ class Snapshotter:
                 changed.append(p)
                 if old is None:
                     added.add(p)
+                if st.st_nlink > 1:
+                    linked.append(p)
             if stat.S_ISDIR(st.st_mode):
                 ident = (st.st_dev, st.st_ino)
                 od = self._dirs.get(p)
@@ -320,7 +348,8 @@ class Snapshotter:
             added |= up.added
             replaced += up.replaced
             gone += up.gone
-        return Update(changed, frozenset(added), replaced, gone)
+            linked += up.linked
+        return Update(changed, frozenset(added), replaced, gone, linked)
 
     def _scope(self, paths: Sequence[str] | None) -> tuple[list[str], list[str]]:
         if paths is None:

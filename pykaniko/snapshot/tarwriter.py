@@ -15,10 +15,15 @@ tree gives the same bytes:
 
 Data moves with ``os.sendfile`` when the sink is a plain file descriptor, else through
 one reused 1 MiB buffer, so memory stays flat whatever the layer size.
+
+OS errors come out as :class:`StorageError`: reading the rootfs names the path inside
+the image; a full disk under the sink (ENOSPC from the sink, or a :class:`DiskFullError`
+from a ``LayerWriter``) says how big the layer is uncompressed.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -28,9 +33,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final, Protocol
 
-from pykaniko.errors import SnapshotError
+from pykaniko.errors import DiskFullError, StorageError
 from pykaniko.snapshot.changes import ChangeSet
-from pykaniko.snapshot.extract import xattr_carried
+from pykaniko.snapshot.entrymeta import xattr_carried
 
 __all__ = ["LayerSink", "write_layer"]
 
@@ -162,18 +167,61 @@ def write_layer(
     for a in parents:
         rows.setdefault(_sort_key(a, _K_ENTRY), (_K_ENTRY, a))
     writer = _Writer(str(root).rstrip("/"), sink, mtime_clamp)
-    for k in sorted(rows):
-        kind, p = rows[k]
-        if kind == _K_ENTRY:
-            writer.entry(p)
-        elif kind == _K_WHITEOUT:
-            head, _, name = p.rpartition("/")
-            writer.marker(f"{head}/.wh.{name}")
-        else:
-            writer.marker(f"{p}/{_OPAQUE}")
-    if writer.count:
-        sink.write(bytes(2 * tarfile.BLOCKSIZE))
+    try:
+        for k in sorted(rows):
+            kind, p = rows[k]
+            if kind == _K_ENTRY:
+                writer.entry(p)
+            elif kind == _K_WHITEOUT:
+                head, _, name = p.rpartition("/")
+                writer.marker(f"{head}/.wh.{name}")
+            else:
+                writer.marker(f"{p}/{_OPAQUE}")
+        writer.current = ""
+        if writer.count:
+            sink.write(bytes(2 * tarfile.BLOCKSIZE))
+    except DiskFullError as e:
+        raise _disk_full(e.errno, rows.values(), writer.root) from e
+    except StorageError:
+        raise
+    except OSError as e:
+        if e.errno in _SINK_FULL:
+            raise _disk_full(e.errno, rows.values(), writer.root) from e
+        path = writer.current
+        op = "write layer: read" if path else "write layer"
+        raise StorageError.from_os(e, operation=op, path=path) from e
     return writer.count
+
+
+_SINK_FULL: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _disk_full(code: int | None, rows: Iterable[tuple[int, str]], root: str) -> StorageError:
+    """A full disk under the layer being written: how big the layer is."""
+    code = errno.ENOSPC if code is None else code
+    return StorageError.from_os(
+        OSError(code, os.strerror(code)),
+        operation="write layer",
+        needed=_planned(rows, root),
+        detail="the layer before compression",
+    )
+
+
+def _planned(rows: Iterable[tuple[int, str]], root: str) -> int:
+    """The uncompressed size of the whole layer (headers, data, padding): a second
+    pass of lstat, only ever made after a write failed."""
+    total = 2 * tarfile.BLOCKSIZE
+    for kind, p in rows:
+        total += tarfile.BLOCKSIZE
+        if kind != _K_ENTRY:
+            continue
+        try:
+            st = os.lstat(root + p)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            total += st.st_size + (-st.st_size % tarfile.BLOCKSIZE)
+    return total
 
 
 class _Writer:
@@ -187,18 +235,21 @@ class _Writer:
         self.links: dict[tuple[int, int], str] = {}
         self.fd = _fileno(sink)
         self.buf = bytearray(_BLOCK)
+        self.current = ""  # the entry being written, for error messages
 
     def _header(self, info: tarfile.TarInfo) -> None:
         self.sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         self.count += 1
 
     def marker(self, path: str) -> None:
+        self.current = ""
         info = tarfile.TarInfo(path.lstrip("/"))
         info.mode = 0
         info.mtime = 0
         self._header(info)
 
     def entry(self, path: str) -> None:
+        self.current = path
         host = self.root + path
         try:
             st = os.lstat(host)
@@ -262,10 +313,7 @@ class _Writer:
                 info.pax_headers = xattrs
             header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
         if size:
-            try:
-                fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError as e:
-                raise SnapshotError(f"cannot read {path}: {e.strerror}") from e
+            fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
                 self.sink.write(header)
                 self.count += 1

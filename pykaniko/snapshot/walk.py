@@ -8,6 +8,8 @@ close to ``find -printf`` (a flat path-keyed dict costs about 20% more).
 
 Deletions come out of the same walk: a directory whose known names were not all seen is
 listed again, and a known directory the walk never reached lost its whole content.
+Any other OS error (an unreadable directory, EIO) is a :class:`StorageError` naming the
+path inside the image.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from pykaniko.errors import StorageError
 from pykaniko.snapshot.ignore import IgnoreList
 from pykaniko.snapshot.modes import QuickKey
 
@@ -28,6 +31,8 @@ Baseline = dict[str, dict[str, object]]
 """Directory path (``""`` is the root, else ``/a/b``) -> {entry name: quick key}."""
 
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_IFMT: Final = 0o170000
+_IFREG: Final = 0o100000
 
 
 def split(path: str) -> tuple[str, str]:
@@ -44,6 +49,7 @@ class Update:
     added: frozenset[str]  # the new ones among them
     replaced: list[str]  # directories whose (dev, ino) changed
     gone: list[str]  # every known path that vanished (subtrees included)
+    linked: list[str]  # changed regular files with more than one link (hardlink groups)
 
 
 @contextlib.contextmanager
@@ -90,6 +96,7 @@ def scan(
     added: set[str] = set()
     replaced: list[str] = []
     gone: list[str] = []
+    linked: list[str] = []
     visited: set[str] = set()
     skips = _skips(ignore)
     prefix = ignore.prefix
@@ -102,6 +109,8 @@ def scan(
                 fd = os.open(root + d if d else root or "/", _DIR_FLAGS)  # "": /
             except (FileNotFoundError, NotADirectoryError):
                 continue  # replaced while we walked; the stale pass below drops it
+            except OSError as exc:
+                raise StorageError.from_os(exc, operation="snapshot: open", path=d or "/") from exc
             visited.add(d)
             sub = tree.get(d)
             if sub is None:
@@ -128,11 +137,16 @@ def scan(
                                 p = base + n
                                 changed.append(p)
                                 added.add(p)
+                                if st.st_nlink > 1 and st.st_mode & _IFMT == _IFREG:
+                                    linked.append(p)
                         else:
                             seen += 1
                             if o != k:
                                 sub[n] = k
-                                changed.append(base + n)
+                                p = base + n
+                                changed.append(p)
+                                if st.st_nlink > 1 and st.st_mode & _IFMT == _IFREG:
+                                    linked.append(p)
                         if e.is_dir(follow_symlinks=False):
                             p = base + n
                             ident = (st.st_dev, st.st_ino)
@@ -152,6 +166,8 @@ def scan(
                     for n in [n for n in sub if n not in now]:
                         del sub[n]
                         gone.append(base + n)
+            except OSError as exc:
+                raise StorageError.from_os(exc, operation="snapshot: read", path=d or "/") from exc
             finally:
                 os.close(fd)
     if starts == [""]:
@@ -166,7 +182,7 @@ def scan(
         dirs.pop(d, None)  # gone, or no directory any more
     for p in gone:
         dirs.pop(p, None)
-    return Update(changed, frozenset(added), replaced, gone)
+    return Update(changed, frozenset(added), replaced, gone, linked)
 
 
 def paths(tree: Baseline) -> Iterator[str]:
