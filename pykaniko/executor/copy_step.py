@@ -74,8 +74,8 @@ def copy_step(state: StageState, instr: Copy | Add) -> None:
         for doc in instr.heredocs:
             touched += _heredoc_file(state, doc, req, total)
     except BuildError as exc:
-        if exc.location is None:
-            raise BuildError(exc.message, hint=exc.hint, location=instr.location) from exc
+        if exc.location is None:  # keep the error's type and fields (StorageError...)
+            exc.location = instr.location
         raise
     except OSError as exc:
         operation = short_step(instr.original, 60)
