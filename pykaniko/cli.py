@@ -308,6 +308,7 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         cache_repo=ns.cache_repo,
         cache_ttl=ns.cache_ttl,
         cache_run_layers=ns.cache_run_layers,
+        cache_copy_layers=ns.cache_copy_layers,
         push_cache=not ns.no_push_cache,
     )
 
@@ -389,9 +390,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     debug = debug or ns.verbosity in ("debug", "trace")
     _setup_logging(ns.verbosity, ns.log_timestamp)
-    if ns.cache and ns.cache_copy_layers:
-        log.warning("--cache-copy-layers: COPY layers are not cached (their content still keys "
-                    "every later step)")  # fmt: skip
     if ns.cache and ns.cache_dir != "/cache":
         log.warning("--cache-dir: the local base-image cache is not used in this version")
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}

@@ -1,22 +1,29 @@
 """Runs a build plan: stages in dependency order, then the final image to its outputs.
 
-Stage outputs stay on disk only while a later stage still needs them (as its base, for
-``COPY --from`` or a ``RUN --mount from=``); a child that is the last user of its base
-stage takes the rootfs over instead of re-extracting it.
+Every stage is prepared before the first runs (bases resolved in parallel, each step
+expanded with the config it will see), so with ``--cache`` every key is known and every
+probe started up front. A stage's rootfs is made only when a step needs it
+(:mod:`pykaniko.executor.state`); a stage that a later ``COPY --from`` or
+``RUN --mount from=`` reads but never needed a rootfs itself is extracted only as far as
+those sources need (:mod:`pykaniko.executor.roots`). Rootfs directories stay on disk only
+while a later stage still needs them; a child that is the last user of its base stage
+takes the rootfs over instead of re-extracting it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from urllib.parse import urlsplit
 
 from pykaniko.dockerfile import (
+    Add,
     BuildPlan,
     Copy,
     DockerIgnore,
@@ -26,12 +33,21 @@ from pykaniko.dockerfile import (
     ScratchBase,
     StageBase,
     StageScope,
+    Workdir,
     parse_dockerfile,
     plan_build,
     render_plan,
 )
 from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError, RegistryError
-from pykaniko.executor.cache import LayerCache, cache_repository, parse_ttl
+from pykaniko.executor.cache import (
+    KeyInputs,
+    LayerCache,
+    StageKeys,
+    open_layer_cache,
+    seed_key,
+    stage_keys,
+)
+from pykaniko.executor.cache.sources import file_digest
 from pykaniko.executor.events import (
     BuildFinished,
     EventSink,
@@ -40,23 +56,18 @@ from pykaniko.executor.events import (
     StageSkipped,
     StageStarted,
 )
-from pykaniko.executor.fsutil import clean_abs, resolve_in_root
 from pykaniko.executor.isolation import Sandbox
 from pykaniko.executor.options import BuildOptions
-from pykaniko.executor.stage import (
-    StageContext,
-    StageOutput,
-    build_stage,
-    ensure_rootfs,
-    extract_verified,
-)
+from pykaniko.executor.prepare import PreparedStage, prepare_stage, scratch_config
+from pykaniko.executor.roots import PartialRoots
+from pykaniko.executor.stage import StageContext, StageOutput, build_stage, ensure_rootfs
+from pykaniko.executor.state import PendingLayer
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.manifest import Descriptor, Manifest
 from pykaniko.image.platform import Platform, host_platform
 from pykaniko.image.reference import Reference, parse_reference
-from pykaniko.registry import PulledImage, RegistryClient
-from pykaniko.snapshot import ExtractReport, IgnoreList, extract_layer
+from pykaniko.registry import DownloadResult, PulledImage, RegistryClient
 
 __all__ = ["BuildResult", "build", "load_plan"]
 
@@ -131,6 +142,9 @@ def _mountinfo() -> str:
 
 
 class _Build:
+    """One build: prepares every stage up front (bases pulled in parallel), computes the
+    cache keys and starts the probes, then builds the stages in order."""
+
     def __init__(
         self,
         options: BuildOptions,
@@ -146,17 +160,39 @@ class _Build:
     ) -> None:
         self.cache = cache
         self.options = options
-        self.env = env
-        self.created = created
         self.plan = plan
         self.registry = registry
-        self.sandbox = sandbox
         self.events = events
         self.workspace = workspace
         self.outputs: dict[int, StageOutput] = {}
         self.pulled: dict[str, PulledImage] = {}
-        self.image_roots: dict[tuple[str, tuple[str, ...]], Path] = {}
+        self.prepared: dict[int, PreparedStage] = {}
+        self.keys: dict[int, StageKeys] = {}
+        self.downloads: dict[tuple[str, str | None], tuple[Path, DownloadResult]] = {}
+        self.roots = PartialRoots(workspace, registry, events)
         self.last_use = self._last_use()
+        self.clamp = created[1]
+        ignore = _dockerignore(options)
+        self.ctx = StageContext(
+            options=options,
+            dockerfile=plan.dockerfile,
+            workspace=workspace,
+            registry=registry,
+            sandbox=sandbox,
+            events=events,
+            created=created[0],
+            mtime_clamp=created[1],
+            mountinfo=_mountinfo(),
+            context_ignored=ignore.matches if ignore is not None and not ignore.is_empty else None,
+            context_has_exceptions=ignore is not None and ignore.has_exclusions,
+            resolve_from=plan.resolve_from,
+            stage_output=self.stage_output,
+            image_rootfs=self.image_rootfs,
+            stage_rootfs=self.stage_rootfs,
+            download=self.download,
+            environ=env,
+            cache=cache,
+        )
 
     def _last_use(self) -> dict[int, int]:
         """For each stage, the position of the last planned stage that needs it."""
@@ -167,44 +203,74 @@ class _Build:
         return last
 
     def pull(self, reference: str, platform: str | None) -> PulledImage:
-        plat = Platform.parse(platform) if platform else self.options.platform
+        """An image's manifest and config, fetched once per build whoever asks (a base,
+        ``COPY --from``, a cache key; the push mounts its blobs from the same value)."""
+        plat = _platform(platform, self.options)
         key = f"{reference}|{plat}"
         if key not in self.pulled:
             ref = parse_reference(reference)
             self.pulled[key] = self.registry.pull(ref, plat, self.workspace.store)
         return self.pulled[key]
 
-    def image_rootfs(self, reference: str, sources: Sequence[str] = ("/",)) -> Path:
-        """An external image for ``COPY --from``/``RUN --mount from=``: pulled, and
-        extracted into a scratch root only as far as ``sources`` need (directories and
-        symlinks always, files only below the sources' fixed prefixes)."""
-        prefixes = tuple(sorted({_fixed_prefix(s) for s in sources}))
-        key = (reference, () if "/" in prefixes else prefixes)
-        if key not in self.image_roots:
-            pulled = self.pull(reference, None)
-            root = self.workspace.scratch("image")
-            os.chmod(root, 0o755)
-            select = None if not key[1] else _under_prefixes(root, key[1])
-            layers = list(pulled.manifest.layers)
-            if len(pulled.config.diff_ids) != len(layers):
-                raise ImageError(
-                    f"{reference}: the config lists {len(pulled.config.diff_ids)} diff_ids "
-                    f"for {len(layers)} layers"
+    def _pull_bases(self) -> None:
+        """Every base image of the plan, resolved in parallel (errors in stage order)."""
+        wanted = list(
+            dict.fromkeys(
+                (p.base.reference, p.base.platform)
+                for p in self.plan.stages
+                if isinstance(p.base, ImageBase)
+            )
+        )
+        if len(wanted) <= 1:
+            for reference, platform in wanted:
+                self.pull(reference, platform)
+            return
+        store = self.workspace.store
+        with ThreadPoolExecutor(max_workers=min(4, len(wanted))) as pool:
+            futures = [
+                pool.submit(
+                    self.registry.pull, parse_reference(r), _platform(p, self.options), store
                 )
-            self.registry.fetch_layers(pulled, layers, self.workspace.store)
+                for r, p in wanted
+            ]
+            for (reference, platform), future in zip(wanted, futures, strict=True):
+                plat = _platform(platform, self.options)
+                self.pulled[f"{reference}|{plat}"] = future.result()
 
-            def apply(stream: BinaryIO, *, what: str) -> ExtractReport:
-                return extract_layer(
-                    stream, root, ignore=IgnoreList.of(), what=what, select=select
-                ).report
+    def image_rootfs(self, reference: str, sources: Sequence[str] = ("/",)) -> Path:
+        """An external image for ``COPY --from``/``RUN --mount from=``, extracted only
+        as far as ``sources`` need."""
+        pulled = self.pull(reference, None)
+        layers = pulled.manifest.layers
+        if len(pulled.config.diff_ids) != len(layers):
+            raise ImageError(
+                f"{reference}: the config lists {len(pulled.config.diff_ids)} diff_ids "
+                f"for {len(layers)} layers"
+            )
+        pending = [
+            PendingLayer(d, diff_id, pulled)
+            for d, diff_id in zip(layers, pulled.config.diff_ids, strict=True)
+        ]
+        return self.roots.get(("image", reference), reference, pending, sources)
 
-            for desc, diff_id in zip(layers, pulled.config.diff_ids, strict=True):
-                what = f"{reference} layer {desc.digest[:19]}"
-                path = self.workspace.store.path(desc.digest)
-                for warning in extract_verified(apply, path, desc, diff_id, what).warnings[:20]:
-                    self.events(Notice("warning", f"{what}: {warning}"))
-            self.image_roots[key] = root
-        return self.image_roots[key]
+    def stage_rootfs(self, index: int, sources: Sequence[str] = ("/",)) -> Path:
+        """A finished stage's files for ``COPY --from``/``RUN --mount from=``: its rootfs
+        if it has one, else (every step was a cache hit) only what ``sources`` need of
+        its layers."""
+        out = self.stage_output(index)
+        if out.rootfs is not None:
+            ensure_rootfs(self.ctx, out)
+            return out.rootfs
+        return self.roots.get(("stage", index), f"stage {out.name or index}", out.pending, sources)
+
+    def download(self, url: str, checksum: str | None) -> tuple[Path, DownloadResult]:
+        """``ADD <url>``, fetched once per build (for its cache key, then for the step)."""
+        if (url, checksum) not in self.downloads:
+            holder = self.workspace.scratch("download")
+            path = holder / (posixpath.basename(urlsplit(url).path) or "__unnamed__")
+            result = self.registry.download(url, path, checksum=checksum)
+            self.downloads[(url, checksum)] = (path, result)
+        return self.downloads[(url, checksum)]
 
     def stage_output(self, index: int) -> StageOutput:
         try:
@@ -212,40 +278,119 @@ class _Build:
         except KeyError:
             raise BuildError(f"stage {index} has not been built") from None
 
-    def run(self) -> StageOutput:
-        created, clamp = self.created
-        ignore = _dockerignore(self.options)
-        ctx = StageContext(
-            options=self.options,
-            dockerfile=self.plan.dockerfile,
-            workspace=self.workspace,
-            registry=self.registry,
-            sandbox=self.sandbox,
-            events=self.events,
-            created=created,
-            mtime_clamp=clamp,
-            mountinfo=_mountinfo(),
-            context_ignored=ignore.matches if ignore is not None and not ignore.is_empty else None,
-            context_has_exceptions=ignore is not None and ignore.has_exclusions,
+    def prepare(self) -> None:
+        """Every stage's steps, expanded, with the config each will see."""
+        self._pull_bases()
+        o = self.options
+        for planned in self.plan.stages:
+            stage = planned.stage
+            inherited: StageScope | None = None
+            image_env: Sequence[str] = ()
+            match planned.base:
+                case StageBase(index=i):
+                    config = self.prepared[i].final_config
+                    inherited = self.prepared[i].final_scope
+                    image_env = config.config.env
+                case ImageBase(reference=reference, platform=platform):
+                    config = self.pull(reference, platform).config
+                    image_env = config.config.env
+                case ScratchBase():
+                    config = scratch_config(o)
+            scope = StageScope.start(
+                stage=stage,
+                dockerfile=self.plan.dockerfile,
+                image_env=image_env,
+                build_args=o.build_args,
+                target_platform=str(o.platform),
+                build_platform=str(host_platform()),
+                inherited=inherited,
+            )
+            self.prepared[stage.index] = prepare_stage(
+                o,
+                self.plan.dockerfile,
+                index=stage.index,
+                instructions=stage.instructions,
+                base=config,
+                scope=scope,
+            )
+
+    def compute_keys(self) -> None:
+        """Every step's cache key (before anything runs: keys depend on inputs only)."""
+        o = self.options
+        inputs = KeyInputs(
+            options=o,
+            context_ignored=self.ctx.context_ignored,
+            context_has_exceptions=self.ctx.context_has_exceptions,
             resolve_from=self.plan.resolve_from,
-            stage_output=self.stage_output,
-            image_rootfs=self.image_rootfs,
-            environ=self.env,
-            cache=self.cache,
+            stage_key=lambda i: self.keys[i].final if i in self.keys else None,
+            image_digest=lambda reference: self.pull(reference, None).digest,
+            url_digest=lambda url: file_digest(self.download(url, None)[0]),
         )
+        shaping = [f"ignore-var-run={o.ignore_var_run}", *(f"ignore={p}" for p in o.ignore_paths)]
+        if self.clamp is not None:
+            shaping.append(f"mtime-clamp={self.clamp}")
+        for planned in self.plan.stages:
+            seed: str | None = None
+            match planned.base:
+                case StageBase(index=i):
+                    seed = self.keys[i].final
+                case ImageBase(reference=reference, platform=platform):
+                    digest = self.pull(reference, platform).digest
+                    seed = seed_key(digest, o.platform, layer_options=shaping)
+                case ScratchBase():
+                    seed = seed_key("scratch", o.platform, layer_options=shaping)
+            index = planned.stage.index
+            keys = stage_keys(seed, self.prepared[index], inputs)
+            if keys.broken is not None and seed is not None:
+                self.events(Notice("info", f"stage {index}: not cached from {keys.broken}"))
+            self.keys[index] = keys
+
+    def _cached_keys(self) -> list[str]:
+        return [k.key for keys in self.keys.values() for k in keys.steps.values() if k.cached]
+
+    def predict(self) -> dict[tuple[int, int], str]:
+        """``--dry-run --cache``: each keyed step's key and whether the cache holds it
+        (probed without fetching), by (stage, position in the plan's steps)."""
+        self.prepare()
+        notes: dict[tuple[int, int], str] = {}
+        if self.cache is None:
+            return notes
+        self.compute_keys()
+        self.cache.probe(self._cached_keys(), fetch=False)
+        for planned in self.plan.stages:
+            index = planned.stage.index
+            prepared, keys = self.prepared[index], self.keys[index]
+            offset = len(prepared.steps) - len(planned.steps)  # ONBUILD triggers of an image
+            for step in prepared.steps:
+                sk = keys.steps.get(step.number)
+                pos = step.number - 1 - offset
+                if sk is None or pos < 0 or not isinstance(step.instr, Run | Copy | Add | Workdir):
+                    continue
+                if not sk.cached:
+                    notes[(index, pos)] = f"not cached, key {sk.key[:12]}"
+                    continue
+                probe = self.cache.get(sk.key)
+                if probe.warning:
+                    self.events(Notice("warning", probe.warning))
+                verdict = "hit" if probe.entry is not None else "miss"
+                notes[(index, pos)] = f"cache {verdict}, key {sk.key[:12]}"
+        return notes
+
+    def run(self) -> StageOutput:
         for skipped in self.plan.skipped:
             self.events(StageSkipped(skipped.stage.index, skipped.stage.name, skipped.reason))
+        self.prepare()
+        if self.cache is not None:
+            self.compute_keys()
+            self.cache.probe(self._cached_keys())
         final: StageOutput | None = None
         for pos, planned in enumerate(self.plan.stages):
             stage = planned.stage
             base_out: StageOutput | None = None
             pulled: PulledImage | None = None
-            base = planned.base
-            inherited: StageScope | None = None
-            match base:
+            match planned.base:
                 case StageBase(index=i):
                     base_out = self.outputs[i]
-                    inherited = base_out.scope
                     label = f"stage {base_out.name or i}"
                 case ImageBase(reference=reference, platform=platform):
                     pulled = self.pull(reference, platform)
@@ -258,38 +403,17 @@ class _Build:
                 and self.last_use.get(base_out.index) == pos
                 and not _uses_besides_from(self.plan, planned, base_out.index)
             )
-            image_env = (
-                base_out.config.config.env
-                if base_out is not None
-                else pulled.config.config.env
-                if pulled is not None
-                else ()
-            )
-            scope = StageScope.start(
-                stage=stage,
-                dockerfile=self.plan.dockerfile,
-                image_env=image_env,
-                build_args=self.options.build_args,
-                target_platform=str(self.options.platform),
-                build_platform=str(host_platform()),
-                inherited=inherited,
-            )
             out = build_stage(
-                ctx,
+                self.ctx,
                 stage.index,
                 base=base_out,
                 pulled=pulled,
                 take_over=take_over,
-                instructions=stage.instructions,
-                scope=scope,
+                prepared=self.prepared[stage.index],
+                keys=self.keys.get(stage.index),
             )
             out.name = stage.name
             self.outputs[stage.index] = out
-            needed_later = any(
-                last > pos for dep, last in self.last_use.items() if dep == stage.index
-            )
-            if needed_later:
-                ensure_rootfs(ctx, out)
             self._release(pos)
             final = out
         assert final is not None
@@ -305,49 +429,8 @@ class _Build:
                 out.rootfs, out.snapshotter = None, None
 
 
-def _fixed_prefix(source: str) -> str:
-    """The part of a COPY source before its first wildcard, as a rootfs path."""
-    fixed: list[str] = []
-    for part in clean_abs(source).split("/")[1:]:
-        if any(c in part for c in "*?["):
-            break
-        fixed.append(part)
-    return "/" + "/".join(fixed)
-
-
-def _under_prefixes(root: Path, prefixes: tuple[str, ...]) -> Callable[[str], bool]:
-    """``select`` for a partial extraction: a path is wanted when it lies below one of
-    ``prefixes``, taken literally or through the symlinks already extracted."""
-
-    def wanted(path: str) -> bool:
-        for prefix in prefixes:
-            host = resolve_in_root(root, prefix)
-            real = "/" + host.relative_to(root).as_posix() if host != root else "/"
-            for p in (prefix, real):
-                if p in ("/", path) or path.startswith(p + "/"):
-                    return True
-        return False
-
-    return wanted
-
-
-def _layer_cache(
-    options: BuildOptions,
-    refs: Sequence[Reference],
-    registry: RegistryClient,
-    workspace: Workspace,
-) -> LayerCache | None:
-    if not options.cache:
-        return None
-    repo = cache_repository(options.cache_repo, refs, no_push=options.outputs.no_push)
-    return LayerCache(
-        registry=registry,
-        repo=repo,
-        platform=options.platform,
-        store=workspace.store,
-        ttl_seconds=parse_ttl(options.cache_ttl),
-        push=options.push_cache,
-    )
+def _platform(platform: str | None, options: BuildOptions) -> Platform:
+    return Platform.parse(platform) if platform else options.platform
 
 
 def _uses_besides_from(plan: BuildPlan, planned: PlannedStage, base: int) -> bool:
@@ -402,11 +485,11 @@ def build(
     """
     started = time.monotonic()
     plan = load_plan(options)
-    if options.dry_run:
+    if options.dry_run and not options.cache:
         return BuildResult("", None, b"", (), render_plan(plan), time.monotonic() - started)
     created = _created(options, env)
     refs = [parse_reference(d) for d in options.outputs.destinations]
-    if refs and not options.outputs.no_push:
+    if refs and not options.outputs.no_push and not options.dry_run:
         registry.check_push_permission(refs)
     try:
         workspace = Workspace.create(options.work_dir)
@@ -414,7 +497,21 @@ def build(
         raise ConfigError(
             f"--kaniko-dir={options.work_dir}: cannot create a work directory there: {exc.strerror}"
         ) from exc
+    cache: LayerCache | None = None
     try:
+        if options.cache and options.single_snapshot:
+            events(Notice("warning", "--single-snapshot makes one layer per stage: no layer cache"))
+        elif options.cache:
+            cache = open_layer_cache(
+                cache_repo=options.cache_repo,
+                destinations=refs,
+                no_push=options.outputs.no_push,
+                registry=registry,
+                platform=options.platform,
+                blobs=workspace.store,
+                ttl=options.cache_ttl,
+                push=options.push_cache and not options.dry_run,
+            )
         runner = _Build(
             options,
             plan,
@@ -424,8 +521,11 @@ def build(
             workspace=workspace,
             env=env,
             created=created,
-            cache=_layer_cache(options, refs, registry, workspace),
+            cache=cache,
         )
+        if options.dry_run:
+            text = render_plan(plan, notes=runner.predict())
+            return BuildResult("", None, b"", (), text, time.monotonic() - started)
         final = runner.run()
         manifest, config_raw = assemble(final, options, created[0], workspace.store.put_bytes)
         digest = manifest.digest
@@ -444,6 +544,9 @@ def build(
     except OSError as exc:
         raise BuildError(f"build failed: {exc}") from exc
     finally:
+        if cache is not None:  # cache pushes end (or fail) before the build returns
+            for warning in cache.finish():
+                events(Notice("warning", warning))
         if options.cleanup:
             workspace.cleanup()
     seconds = time.monotonic() - started

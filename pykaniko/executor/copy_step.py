@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import lzma
 import os
-import posixpath
 import tarfile
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from urllib.parse import urlsplit
+from functools import partial
+from pathlib import Path
 
 import zstandard
 
@@ -32,6 +33,12 @@ __all__ = ["copy_step"]
 
 
 def copy_step(state: StageState, instr: Copy | Add) -> None:
+    created_by = f"{instr.original} # buildkit"
+    hit = state.cached()
+    if hit is not None:
+        state.use_cached(hit, created_by)
+        return
+    before = len(state.out.layers)
     state.ensure_fs()
     root = state.fs_root
     try:
@@ -73,7 +80,8 @@ def copy_step(state: StageState, instr: Copy | Add) -> None:
         raise
     except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zstandard.ZstdError) as exc:
         raise BuildError(f"{what} failed: {exc}", location=instr.location) from exc
-    state.add_layer(touched, f"{instr.original} # buildkit")
+    state.add_layer(touched, created_by)
+    state.remember(before, created_by)
 
 
 def _copy_sources(state: StageState, instr: Copy | Add, req: CopyRequest) -> list[str]:
@@ -83,20 +91,20 @@ def _copy_sources(state: StageState, instr: Copy | Add, req: CopyRequest) -> lis
         return []  # heredocs only
     if isinstance(instr, Copy) and instr.from_:
         target = ctx.resolve_from(state.index, instr.from_)
-        if isinstance(target, StageBase):
-            out = ctx.stage_output(target.index)
-            if out.rootfs is None:
-                raise BuildError(f"stage {instr.from_!r} has no filesystem to copy from")
-            tree = SourceTree(root=out.rootfs, is_rootfs=True)
-            return copy_sources(root, tree, replace(req, sources=instr.sources))
-        partial = SourceTree(root=ctx.image_rootfs(target.reference, instr.sources), is_rootfs=True)
+        # both extracted only as far as the sources need (lazily, for a stage)
+        rootfs: Callable[[Sequence[str]], Path] = (
+            partial(ctx.stage_rootfs, target.index)
+            if isinstance(target, StageBase)
+            else partial(ctx.image_rootfs, target.reference)
+        )
         try:
-            return copy_sources(root, partial, replace(req, sources=instr.sources))
+            tree = SourceTree(root=rootfs(instr.sources), is_rootfs=True)
+            return copy_sources(root, tree, replace(req, sources=instr.sources))
         except BuildError:
             # a source reached through a symlink to a file outside the extracted
-            # part: take the whole image and copy again (the copy is idempotent)
-            whole = SourceTree(root=ctx.image_rootfs(target.reference, ("/",)), is_rootfs=True)
-            return copy_sources(root, whole, replace(req, sources=instr.sources))
+            # part: take the whole filesystem and copy again (the copy is idempotent)
+            tree = SourceTree(root=rootfs(("/",)), is_rootfs=True)
+            return copy_sources(root, tree, replace(req, sources=instr.sources))
     tree = SourceTree(
         root=ctx.options.context,
         ignored=ctx.context_ignored,
@@ -151,21 +159,15 @@ def _heredoc_file(state: StageState, doc: Heredoc, req: CopyRequest, total: int)
 
 def _add_url(state: StageState, url: str, instr: Add, req: CopyRequest) -> list[str]:
     """``ADD <url>``: downloaded (checksum verified), mode 0600 unless ``--chmod``,
-    mtime from Last-Modified, named after the URL's last path segment."""
-    ctx = state.ctx
-    holder = ctx.workspace.scratch("download")
-    try:
-        name = posixpath.basename(urlsplit(url).path) or "__unnamed__"
-        path = holder / name
-        result = ctx.registry.download(url, path, checksum=instr.checksum)
-        path.chmod(req.chmod if req.chmod is not None else 0o600)
-        if result.last_modified is not None:
-            os.utime(path, (result.last_modified, result.last_modified))
-        tree = SourceTree(root=holder)
-        fetched = replace(req, sources=(escape_pattern(name),), chmod=None, exclude=())
-        return copy_sources(state.fs_root, tree, fetched)
-    finally:
-        ctx.workspace.remove(holder)
+    mtime from Last-Modified, named after the URL's last path segment (the build
+    names the file so)."""
+    path, result = state.ctx.download(url, instr.checksum)  # once per build (cache keys)
+    path.chmod(req.chmod if req.chmod is not None else 0o600)
+    if result.last_modified is not None:
+        os.utime(path, (result.last_modified, result.last_modified))
+    tree = SourceTree(root=path.parent)
+    fetched = replace(req, sources=(escape_pattern(path.name),), chmod=None, exclude=())
+    return copy_sources(state.fs_root, tree, fetched)
 
 
 def _parse_chmod(value: str | None, instr: Instruction) -> int | None:

@@ -78,6 +78,7 @@ class BuildOptions:
     cache_repo: str = ""
     cache_ttl: str = "336h"
     cache_run_layers: bool = True
+    cache_copy_layers: bool = False
     push_cache: bool = True
 
     def __post_init__(self) -> None:

@@ -6,22 +6,18 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
 from pykaniko.dockerfile import Mount, Run, StageBase, StageScope
-from pykaniko.errors import BuildError, PykanikoError, RunError
-from pykaniko.executor.cache import LayerCache, step_key
-from pykaniko.executor.events import Notice, StepOutput
+from pykaniko.errors import BuildError, RunError
+from pykaniko.executor.events import StepOutput
 from pykaniko.executor.fsutil import makedirs_in_root, resolve_in_root
 from pykaniko.executor.isolation import BindMount, RunSpec
 from pykaniko.executor.metadata import DEFAULT_PATH, DEFAULT_SHELL, run_created_by
-from pykaniko.executor.state import StageState, extract_verified, step_text
+from pykaniko.executor.state import StageState
 from pykaniko.executor.users import Identity, resolve_user
-from pykaniko.image import mediatypes as mt
 from pykaniko.image.config import ContainerConfig
-from pykaniko.image.mediatypes import layer_compression
 
 __all__ = ["run_step"]
 
@@ -34,8 +30,14 @@ def _identity(state: StageState) -> Identity:
 
 
 def run_step(state: StageState, instr: Run, scope: StageScope) -> None:
-    state.ensure_fs()
     cfg = state.out.config.config
+    declared = {k: v for k, v in scope.declared_args.items() if v is not None}
+    created_by = run_created_by(_argv_shown(instr, cfg), declared)
+    hit = state.cached()
+    if hit is not None:
+        state.use_cached(hit, created_by)
+        return
+    state.ensure_fs()
     try:
         ident = _identity(state)
     except BuildError as exc:
@@ -45,33 +47,10 @@ def run_step(state: StageState, instr: Run, scope: StageScope) -> None:
         env.append(f"HOME={ident.home if ident.uid else '/root'}")
     if not any(e.startswith("PATH=") for e in env):
         env.append(f"PATH={DEFAULT_PATH}")
-    declared = {k: v for k, v in scope.declared_args.items() if v is not None}
-    key = step_key(
-        state.out.key,
-        step_text(instr),
-        env=[*env, f"pykaniko-user={cfg.user}", f"pykaniko-workdir={cfg.working_dir}"],
-    )
-    state.out.key = key
-    ctx = state.ctx
-    cache = ctx.cache if ctx.options.cache_run_layers else None
-    if cache is not None and _apply_cached(state, cache, key, instr, declared):
-        return
-    before = len(state.out.config.diff_ids)
+    before = len(state.out.layers)
     _execute(state, instr, cfg, ident, env)
-    shown_argv = _argv_shown(instr, cfg)
-    created_by = run_created_by(shown_argv, declared)
     state.add_layer(None, created_by)
-    if cache is not None and len(state.out.config.diff_ids) > before:
-        try:
-            cache.put(
-                key,
-                state.out.layers[-1],
-                state.out.config.diff_ids[-1],
-                created_by,
-                sources=state.out.sources,
-            )
-        except PykanikoError as exc:
-            ctx.events(Notice("warning", f"cache push for {key[:12]} failed: {exc}"))
+    state.remember(before, created_by)
 
 
 def _argv_shown(instr: Run, cfg: ContainerConfig) -> list[str]:
@@ -83,42 +62,6 @@ def _argv_shown(instr: Run, cfg: ContainerConfig) -> list[str]:
     if instr.heredocs:
         return [*(cfg.shell or DEFAULT_SHELL), instr.original[4:]]
     return [*(cfg.shell or DEFAULT_SHELL), instr.command_text]
-
-
-def _apply_cached(
-    state: StageState, cache: LayerCache, key: str, instr: Run, declared: Mapping[str, str]
-) -> bool:
-    """Use the cached layer for ``key``: extracted onto the rootfs (the baseline
-    follows) and its blob reused as is."""
-    ctx = state.ctx
-    try:
-        hit = cache.get(key)
-    except PykanikoError as exc:
-        ctx.events(Notice("warning", f"cache lookup for {key[:12]} failed: {exc}"))
-        return False
-    if hit is None:
-        ctx.events(Notice("info", f"no cached layer for {key[:12]}"))
-        return False
-    store = ctx.workspace.store
-    ctx.registry.fetch_layers(hit.image, [hit.layer], store)
-    snap = state.ensure_fs()
-    what = f"cached layer {hit.layer.digest[:19]}"
-    extract_verified(snap.extract, store.path(hit.layer.digest), hit.layer, hit.diff_id, what)
-    layer = hit.layer
-    out = state.out
-    if out.docker != (layer.media_type == mt.DOCKER_LAYER_GZIP):
-        flavour = "gzip" if "gzip" in layer.media_type else layer_compression(layer.media_type)
-        layer = replace(
-            layer, media_type=mt.layer_media_type(docker=out.docker, compression=flavour)
-        )
-    out.layers.append(layer)
-    out.sources.append(hit.image)
-    cfg = out.config
-    out.config = replace(cfg, diff_ids=(*cfg.diff_ids, hit.diff_id))
-    shown_argv = _argv_shown(instr, out.config.config)
-    state.history(run_created_by(shown_argv, declared), empty=False)
-    ctx.events(Notice("info", f"using cached layer {hit.layer.digest[:19]} for {key[:12]}"))
-    return True
 
 
 def _execute(
@@ -242,11 +185,10 @@ def _bind(state: StageState, m: Mount, holder: Path) -> BindMount:
     if m.from_:
         ref = ctx.resolve_from(state.index, m.from_)
         root = (
-            ctx.stage_output(ref.index).rootfs
+            ctx.stage_rootfs(ref.index, (m.source or "/",))
             if isinstance(ref, StageBase)
             else ctx.image_rootfs(ref.reference, (m.source or "/",))
         )
-        assert root is not None
         source = resolve_in_root(root, m.source or "/")
     else:
         context = ctx.options.context.resolve()

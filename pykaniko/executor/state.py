@@ -1,10 +1,13 @@
 """A stage's state while it is built: its image parts, its rootfs (made lazily), the
-snapshotter, and the cache chain key.
+snapshotter, and its cache keys.
 
-The rootfs is extracted on the first step that needs a filesystem, so a metadata-only
-stage never unpacks its base. Every filesystem step ends with :meth:`StageState.add_layer`:
-a diff against the snapshotter's baseline (which came from the extraction itself) and,
-when something changed, a layer written once to the blob store with both digests.
+The rootfs is made lazily: the base's layers and every cached layer wait in
+``StageOutput.pending`` until a step truly needs the filesystem (a RUN or COPY that
+misses the cache), so a stage whose steps all hit, or are metadata only, never unpacks
+anything: its image is made of the layers' blobs alone. Every filesystem step that runs
+ends with :meth:`StageState.add_layer`: a diff against the snapshotter's baseline (which
+came from the extraction itself) and, when something changed, a layer written once to
+the blob store with both digests.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from pykaniko.dockerfile import Dockerfile, ImageBase, Instruction, StageBase, StageScope
-from pykaniko.errors import ImageError, Location
-from pykaniko.executor.cache import LayerCache
+from pykaniko.dockerfile import Dockerfile, ImageBase, StageBase, StageScope
+from pykaniko.errors import ImageError
+from pykaniko.executor.cache import CacheEntry, LayerCache, StageKeys
 from pykaniko.executor.events import EventSink, LayerCreated, Notice
 from pykaniko.executor.fsutil import resolve_in_root
 from pykaniko.executor.isolation import Sandbox
@@ -29,7 +32,8 @@ from pykaniko.image.config import History, ImageConfig
 from pykaniko.image.digest import HashingReader
 from pykaniko.image.layerfile import LayerWriter, open_uncompressed
 from pykaniko.image.manifest import Descriptor
-from pykaniko.registry import PulledImage, RegistryClient
+from pykaniko.image.mediatypes import layer_compression
+from pykaniko.registry import DownloadResult, PulledImage, RegistryClient
 from pykaniko.snapshot import (
     ExtractReport,
     IgnoreList,
@@ -39,23 +43,33 @@ from pykaniko.snapshot import (
 )
 
 __all__ = [
+    "PendingLayer",
     "StageContext",
     "StageOutput",
     "StageState",
     "empty_config",
     "extract_verified",
-    "step_text",
 ]
 
 log = logging.getLogger(__name__)
 
 _HISTORY_COMMENT = "buildkit.dockerfile.v0"
-_NOWHERE = Location("", 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLayer:
+    """A layer of the stage not yet applied to its rootfs, and where its blob is (a
+    pulled image, or None: in the blob store already)."""
+
+    desc: Descriptor
+    diff_id: str
+    source: PulledImage | None
 
 
 @dataclass
 class StageOutput:
-    """A finished stage: its image parts and, while someone still needs it, its rootfs."""
+    """A stage: its image parts, the layers its rootfs still lacks, and, while someone
+    still needs it, its rootfs."""
 
     index: int
     name: str | None
@@ -66,8 +80,8 @@ class StageOutput:
     scope: StageScope | None
     rootfs: Path | None = None
     snapshotter: Snapshotter | None = None
-    pending: list[tuple[Descriptor, PulledImage | None]] = field(default_factory=list)
-    key: str = ""
+    pending: list[PendingLayer] = field(default_factory=list)
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,8 @@ class StageContext:
     resolve_from: Callable[[int, str], StageBase | ImageBase]
     stage_output: Callable[[int], StageOutput]
     image_rootfs: Callable[[str, Sequence[str]], Path]
+    stage_rootfs: Callable[[int, Sequence[str]], Path]
+    download: Callable[[str, str | None], tuple[Path, DownloadResult]]
     cache: LayerCache | None = None
 
 
@@ -100,10 +116,14 @@ def empty_config(options: BuildOptions) -> ImageConfig:
 class StageState:
     """One stage being built: the steps read and change it through these methods."""
 
-    def __init__(self, ctx: StageContext, index: int, out: StageOutput) -> None:
+    def __init__(
+        self, ctx: StageContext, index: int, out: StageOutput, keys: StageKeys | None = None
+    ) -> None:
         self.ctx = ctx
         self.index = index
         self.out = out
+        self.keys = keys
+        self.number = 0  # the step being run
         self.cmd_set = False
         self.last = False
         self.volumes: list[str] = list(out.config.config.volumes)
@@ -126,37 +146,81 @@ class StageState:
         return self.out.rootfs
 
     def ensure_fs(self) -> Snapshotter:
-        """Extract whatever base layers are still pending, once."""
-        if self.out.snapshotter is None:
-            self.out.snapshotter = Snapshotter(
+        """The rootfs, with every pending layer applied (each blob verified first)."""
+        out = self.out
+        if out.snapshotter is None:
+            out.snapshotter = Snapshotter(
                 self.fs_root, mode=self.ctx.options.snapshot_mode, ignore=self.ignore_list()
             )
-            if not self.out.pending:
-                self.out.snapshotter.take_baseline()
-        snap = self.out.snapshotter
+            if not out.pending:
+                out.snapshotter.take_baseline()
+        snap = out.snapshotter
+        if not out.pending:
+            return snap
         by_source: dict[int, tuple[PulledImage | None, list[Descriptor]]] = {}
-        for desc, source in self.out.pending:
-            by_source.setdefault(id(source), (source, []))[1].append(desc)
+        for p in out.pending:
+            by_source.setdefault(id(p.source), (p.source, []))[1].append(p.desc)
         for source, descs in by_source.values():
             if source is not None:
                 self.ctx.registry.fetch_layers(source, descs, self.ctx.workspace.store)
-        diff_ids = self.out.config.diff_ids
-        if len(diff_ids) < len(self.out.pending):
-            raise ImageError(
-                f"the base image config lists {len(diff_ids)} diff_ids "
-                f"for {len(self.out.pending)} layers"
-            )
-        for (desc, source), diff_id in zip(self.out.pending, diff_ids, strict=False):
-            what = f"{source.ref if source else 'base'} layer {desc.digest[:19]}"
+        for p in out.pending:
+            what = f"{p.source.ref if p.source else 'base'} layer {p.desc.digest[:19]}"
             report = extract_verified(
-                snap.extract, self.ctx.workspace.store.path(desc.digest), desc, diff_id, what
+                snap.extract, self.ctx.workspace.store.path(p.desc.digest), p.desc, p.diff_id, what
             )
             for warning in report.warnings[:20]:
                 self.ctx.events(Notice("warning", f"{what}: {warning}"))
-        if self.out.pending:
-            snap.settle()
-        self.out.pending = []
+        snap.settle()
+        out.pending = []
         return snap
+
+    # -- the layer cache -------------------------------------------------------------
+
+    def cached(self) -> CacheEntry | None:
+        """The verified cache entry of the step being run, if the cache holds one."""
+        cache = self.ctx.cache
+        step = self.keys.steps.get(self.number) if self.keys is not None else None
+        if cache is None or step is None or not step.cached:
+            return None
+        probe = cache.get(step.key)
+        if probe.warning:
+            self.ctx.events(Notice("warning", probe.warning))
+        verdict = "hit" if probe.entry is not None else "miss"
+        self.ctx.events(
+            Notice(
+                "info",
+                f"cache {verdict} for stage {self.index} step {self.number} (key {step.key[:12]})",
+            )
+        )
+        return probe.entry
+
+    def use_cached(self, entry: CacheEntry, created_by: str) -> None:
+        """Take a cache entry as the step's result: its blob goes into the image as is,
+        and onto the rootfs only if a later step needs the filesystem."""
+        out = self.out
+        for desc, diff_id in zip(entry.layers, entry.diff_ids, strict=True):
+            layer = _retyped(desc, docker=out.docker)
+            out.layers.append(layer)
+            out.pending.append(PendingLayer(layer, diff_id, entry.source))
+            out.config = replace(out.config, diff_ids=(*out.config.diff_ids, diff_id))
+        if entry.source is not None and entry.layers:
+            out.sources.append(entry.source)  # the final push mounts the blob from there
+        self.history(created_by, empty=not entry.layers)
+
+    def remember(self, before: int, created_by: str) -> None:
+        """Give the cache what the step just run made: its layer, or none (then a warm
+        build skips the step all the same). ``before`` is the layer count before it."""
+        cache = self.ctx.cache
+        step = self.keys.steps.get(self.number) if self.keys is not None else None
+        if cache is None or step is None or not step.cached:
+            return
+        cache.put(
+            step.key,
+            self.out.layers[before:],
+            self.out.config.diff_ids[before:],
+            created_by,
+            docker=self.out.docker,
+        )
 
     def add_layer(self, paths: Sequence[str] | None, created_by: str) -> None:
         """Snapshot (all or ``paths``), write a layer when something changed, record history."""
@@ -226,9 +290,12 @@ def _lift(ignore: IgnoreList, paths: Sequence[str]) -> IgnoreList:
     )
 
 
-def step_text(instr: Instruction) -> str:
-    """An instruction as its cache key sees it: every expanded field, no line number."""
-    return repr(replace(instr, location=_NOWHERE))
+def _retyped(layer: Descriptor, *, docker: bool) -> Descriptor:
+    """A cached layer under the media type family of the image it joins."""
+    if docker == (layer.media_type == mt.DOCKER_LAYER_GZIP):
+        return layer
+    flavour = "gzip" if "gzip" in layer.media_type else layer_compression(layer.media_type)
+    return replace(layer, media_type=mt.layer_media_type(docker=docker, compression=flavour))
 
 
 def extract_verified(
