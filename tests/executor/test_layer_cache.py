@@ -104,11 +104,19 @@ def test_a_damaged_entry_is_a_miss_with_one_warning(tmp_path: Path, damage: str)
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
 
 
-def test_an_expired_entry_is_a_plain_miss(tmp_path: Path) -> None:
+def test_an_expired_entry_is_a_plain_miss_and_replaced(tmp_path: Path) -> None:
     _fill(tmp_path)
-    probe = _cache(tmp_path / "cache", BlobStore(tmp_path / "r"), ttl=0.0).get(KEY)
+    blobs = BlobStore(tmp_path / "r")
+    cache = _cache(tmp_path / "cache", blobs, ttl=0.0)
+    probe = cache.get(KEY)
     assert probe.entry is None
     assert probe.warning is None
+    desc, diff_id = _layer(blobs, b"new" * 100)
+    cache.put(KEY, [desc], [diff_id], "RUN make", docker=False)
+    assert cache.finish() == []
+    fresh = _cache(tmp_path / "cache", BlobStore(tmp_path / "r2")).get(KEY).entry
+    assert fresh is not None
+    assert fresh.layers == (desc,)
 
 
 class _DownStore:

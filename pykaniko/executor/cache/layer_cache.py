@@ -100,7 +100,7 @@ class LayerCache:
         self.push = push
         self._probes: dict[str, Future[Probe]] = {}
         self._puts: list[tuple[str, Future[None]]] = []
-        self._damaged: set[str] = set()
+        self._stale: set[str] = set()  # damaged or expired: a push replaces them
         self._lock = threading.Lock()
         self._probe_pool = ThreadPoolExecutor(workers, thread_name_prefix="cache-probe")
         self._put_pool = ThreadPoolExecutor(2, thread_name_prefix="cache-push")
@@ -128,6 +128,8 @@ class LayerCache:
             if entry is None:
                 return Probe(None)
             if _expired(entry.created, self.ttl_seconds):
+                with self._lock:
+                    self._stale.add(key)  # the next push replaces it
                 return Probe(None)
             if fetch:
                 self.store.fetch(entry, self.blobs)
@@ -135,7 +137,7 @@ class LayerCache:
             return Probe(entry)
         except _DAMAGE as exc:
             with self._lock:
-                self._damaged.add(key)
+                self._stale.add(key)
             reason = (
                 exc.message if isinstance(exc, PykanikoError) else str(exc) or type(exc).__name__
             )
@@ -158,7 +160,7 @@ class LayerCache:
         if not self.push:
             return
         with self._lock:
-            replace = key in self._damaged
+            replace = key in self._stale
 
         def work() -> None:
             manifest = cache_image(

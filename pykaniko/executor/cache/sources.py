@@ -7,7 +7,9 @@ device's numbers; after ``.dockerignore`` and ``--exclude``, through the very ma
 the copy uses (:func:`pykaniko.executor.copy.match_sources`), so the key sees exactly
 the files the copy reads. Owners are left out (a context copy is owned by root or by
 ``--chown``, which is in the instruction text) and so are timestamps: see
-:mod:`pykaniko.executor.cache.keys`.
+:mod:`pykaniko.executor.cache.keys`. Content is hashed with sha256, not the faster
+xxh3: with a hash whose collisions can be made, one branch's build could fill the
+shared cache with an entry that another branch's different sources then hit.
 """
 
 from __future__ import annotations
