@@ -5,9 +5,12 @@ the background, over any :class:`~pykaniko.executor.cache.store.CacheStore`.
   longer depend on results, so all of them are known before the first step runs) and
   run on a bounded pool; a step waits only for its own probe.
 * **A hit is only known good once its blob is verified**: a probe fetches the layer
-  into the build's blob store (its digest checked as it streams) and checks its diff_id
-  before it reports a hit, so a damaged blob is a miss and never touches a rootfs.
-  A dry run probes without fetching (it predicts; it does not use).
+  into the build's blob store, its digest checked as it streams, before it reports a
+  hit, so a missing, truncated or corrupt blob is a miss and never reaches a rootfs or
+  the image. (Its diff_id, which only a faulty writer could get wrong, is checked when
+  the layer is unpacked, as every layer's is; checking it here too would cost a second
+  full decompression of every hit, most of which are never unpacked.) A dry run probes
+  without fetching: it predicts, it does not use.
 * **A bad entry is a miss, never a failed build**: a missing, truncated or corrupt
   blob, a manifest that is not an entry, a registry that answers 500 or is down: one
   warning naming the entry, and the step runs (its new entry then replaces the bad one).
@@ -15,38 +18,29 @@ the background, over any :class:`~pykaniko.executor.cache.store.CacheStore`.
   does; :meth:`LayerCache.finish` waits for them before the build returns, and a failed
   push is a warning.
 
-Warnings are returned to the caller's thread (probes) or by ``finish`` (pushes), so
-event callbacks never run on a worker thread.
+Warnings are returned to the caller's thread (probes) or by ``finish`` (pushes): this
+module never calls the build's event callback from a worker thread.
 """
 
 from __future__ import annotations
 
 import threading
-import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
-
-import zstandard
-from isal import isal_zlib
 
 from pykaniko.errors import PykanikoError
 from pykaniko.executor.cache.store import CacheEntry, CacheStore, cache_image
 from pykaniko.image.blobstore import BlobStore
-from pykaniko.image.digest import HashingReader
-from pykaniko.image.layerfile import open_uncompressed
 from pykaniko.image.manifest import Descriptor
 from pykaniko.image.platform import Platform
 
 __all__ = ["LayerCache", "Probe"]
 
-# What reading a damaged entry can raise, besides our own errors (isal's stub declares
-# its error class as an instance).
-_ISAL_ERROR = cast("type[Exception]", isal_zlib.error)
-_DAMAGE = (PykanikoError, OSError, EOFError, ValueError, zlib.error, _ISAL_ERROR,
-           zstandard.ZstdError)  # fmt: skip
+# What reading or writing a damaged or unreachable entry raises: our errors, file
+# errors (an oci: store), malformed JSON.
+_DAMAGE = (PykanikoError, OSError, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,19 +59,6 @@ def _expired(created: str, ttl_seconds: float) -> bool:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (datetime.now(UTC) - when).total_seconds() > ttl_seconds
-
-
-def _check_diff_ids(entry: CacheEntry, blobs: BlobStore) -> None:
-    """Decompress each fetched layer once and compare with the entry's diff_id."""
-    for desc, diff_id in zip(entry.layers, entry.diff_ids, strict=True):
-        with open_uncompressed(blobs.path(desc.digest), digest=desc.digest) as raw:
-            hashed = HashingReader(raw)
-            hashed.drain()
-        if hashed.digest != diff_id:
-            raise PykanikoError(
-                f"layer {desc.digest[:19]} holds {hashed.digest[:19]}, "
-                f"the entry says {diff_id[:19]}"
-            )
 
 
 class LayerCache:
@@ -133,7 +114,6 @@ class LayerCache:
                 return Probe(None)
             if fetch:
                 self.store.fetch(entry, self.blobs)
-                _check_diff_ids(entry, self.blobs)
             return Probe(entry)
         except _DAMAGE as exc:
             with self._lock:
