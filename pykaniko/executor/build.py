@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import posixpath
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,7 +38,7 @@ from pykaniko.dockerfile import (
     plan_build,
     render_plan,
 )
-from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError, RegistryError
+from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError
 from pykaniko.executor.cache import (
     KeyInputs,
     LayerCache,
@@ -48,10 +48,10 @@ from pykaniko.executor.cache import (
     stage_keys,
 )
 from pykaniko.executor.cache.sources import file_digest
+from pykaniko.executor.deliver import assemble, deliver
 from pykaniko.executor.events import (
     BuildFinished,
     EventSink,
-    ImagePushed,
     Notice,
     StageSkipped,
     StageStarted,
@@ -63,10 +63,9 @@ from pykaniko.executor.roots import PartialRoots
 from pykaniko.executor.stage import StageContext, StageOutput, build_stage, ensure_rootfs
 from pykaniko.executor.state import PendingLayer
 from pykaniko.executor.workspace import Workspace
-from pykaniko.image import mediatypes as mt
-from pykaniko.image.manifest import Descriptor, Manifest
+from pykaniko.image.manifest import Manifest
 from pykaniko.image.platform import Platform, host_platform
-from pykaniko.image.reference import Reference, parse_reference
+from pykaniko.image.reference import parse_reference
 from pykaniko.registry import DownloadResult, PulledImage, RegistryClient
 
 __all__ = ["BuildResult", "build", "load_plan"]
@@ -411,6 +410,7 @@ class _Build:
                 take_over=take_over,
                 prepared=self.prepared[stage.index],
                 keys=self.keys.get(stage.index),
+                needed_later=self.last_use.get(stage.index, -1) > pos,
             )
             out.name = stage.name
             self.outputs[stage.index] = out
@@ -450,24 +450,6 @@ def _uses_besides_from(plan: BuildPlan, planned: PlannedStage, base: int) -> boo
             if isinstance(target, StageBase) and target.index == base:
                 return True
     return False
-
-
-def assemble(
-    out: StageOutput, options: BuildOptions, created: str, store_put: Callable[[bytes], str]
-) -> tuple[Manifest, bytes]:
-    config = replace(out.config, created=created)
-    config_raw = config.to_json()
-    digest = store_put(config_raw)
-    media = mt.DOCKER_MANIFEST if out.docker else mt.OCI_MANIFEST
-    config_media = mt.DOCKER_CONFIG if out.docker else mt.OCI_CONFIG
-    manifest = Manifest.build(
-        media_type=media,
-        config=Descriptor(config_media, digest, len(config_raw)),
-        layers=tuple(out.layers),
-        annotations=options.outputs.annotations,
-    )
-    store_put(manifest.raw)
-    return manifest, config_raw
 
 
 def build(
@@ -529,7 +511,7 @@ def build(
         final = runner.run()
         manifest, config_raw = assemble(final, options, created[0], workspace.store.put_bytes)
         digest = manifest.digest
-        _deliver(
+        deliver(
             options=options,
             manifest=manifest,
             config_raw=config_raw,
@@ -552,76 +534,3 @@ def build(
     seconds = time.monotonic() - started
     events(BuildFinished(digest, seconds))
     return BuildResult(digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds)
-
-
-_IMMUTABLE_MARKERS = (
-    "tag immutable",
-    "immutable tag",
-    "cannot be overwritten because the repository is immutable",
-    "imagetagalreadyexistsexception",
-    "tag invalid: the image tag",
-)
-
-
-def _is_immutable_tag_error(exc: RegistryError) -> bool:
-    """The texts Artifact Registry, ECR and Harbor use when a tag may not move."""
-    text = f"{exc.message} {exc.hint or ''}".lower()
-    return any(marker in text for marker in _IMMUTABLE_MARKERS)
-
-
-def _deliver(
-    *,
-    options: BuildOptions,
-    manifest: Manifest,
-    config_raw: bytes,
-    refs: list[Reference],
-    final: StageOutput,
-    registry: RegistryClient,
-    workspace: Workspace,
-    events: EventSink,
-) -> None:
-    """Digest files, OCI layout, tarball, then the push (Kaniko's order)."""
-    o = options.outputs
-    digest = manifest.digest
-    if o.digest_file:
-        o.digest_file.write_text(digest)
-    if o.image_name_with_digest_file:
-        o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
-    if o.image_name_tag_with_digest_file:
-        o.image_name_tag_with_digest_file.write_text(
-            "".join(
-                f"{r.name}:{r.tag}@{digest}\n" if r.tag else f"{r.name}@{digest}\n" for r in refs
-            )
-        )
-    if o.oci_layout_path or o.tar_path:
-        missing = [d for d in manifest.layers if not workspace.store.has(d.digest)]
-        for source in final.sources:
-            have = [d for d in missing if source.holds(d.digest)]
-            if have:
-                registry.fetch_layers(source, have, workspace.store)
-        if any(not workspace.store.has(d.digest) for d in manifest.layers):
-            raise ImageError("some base layers could not be fetched for the local outputs")
-    if o.oci_layout_path:
-        from pykaniko.image.layout import write_oci_layout
-
-        write_oci_layout(
-            o.oci_layout_path, manifest, workspace.store, ref_name=refs[0].tag if refs else None
-        )
-    if o.tar_path:
-        from pykaniko.image.tarball import write_docker_archive
-
-        tags = [str(r) for r in refs] or ["docker.io/unset-repo/unset-image-name:latest"]
-        write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
-    if o.no_push:
-        return
-    try:
-        pushed = registry.push(manifest, refs, workspace.store, sources=final.sources)
-    except RegistryError as exc:
-        if not (o.push_ignore_immutable_tag_errors and _is_immutable_tag_error(exc)):
-            raise
-        events(Notice("warning", f"ignoring an immutable-tag error: {exc.message}"))
-        return
-    for ref in refs:
-        events(ImagePushed(str(ref), pushed))
-    if pushed != digest:
-        events(Notice("warning", f"registry reported digest {pushed}, expected {digest}"))

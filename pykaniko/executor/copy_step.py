@@ -39,15 +39,17 @@ def copy_step(state: StageState, instr: Copy | Add) -> None:
         state.use_cached(hit, created_by)
         return
     before = len(state.out.layers)
-    state.ensure_fs()
-    root = state.fs_root
-    try:
-        uid, gid = resolve_chown(root, instr.chown) if instr.chown else (0, 0)
-    except BuildError as exc:
-        raise BuildError(exc.message, location=instr.location) from exc
-    chmod = _parse_chmod(instr.chmod, instr)
     cfg = state.out.config.config
     workdir = cfg.working_dir or "/"
+    scoped = state.scoped_fs([clean_abs(instr.dest, workdir)])
+    if not scoped:
+        state.ensure_fs()
+    try:
+        uid, gid = _owner(state, instr, scoped=scoped)
+    except BuildError as exc:
+        raise BuildError(exc.message, location=instr.location) from exc
+    root = state.fs_root
+    chmod = _parse_chmod(instr.chmod, instr)
     what = "COPY" if isinstance(instr, Copy) else "ADD"
     req = CopyRequest(
         sources=(),
@@ -82,6 +84,22 @@ def copy_step(state: StageState, instr: Copy | Add) -> None:
         raise BuildError(f"{what} failed: {exc}", location=instr.location) from exc
     state.add_layer(touched, created_by)
     state.remember(before, created_by)
+    state.unscope(before)
+
+
+def _owner(state: StageState, instr: Copy | Add, *, scoped: bool) -> tuple[int, int]:
+    """``--chown`` as ids; names are looked up in the rootfs (a scoped one that cannot
+    answer, an ``/etc/passwd`` symlinked elsewhere, gives way to the whole rootfs)."""
+    if not instr.chown:
+        return 0, 0
+    try:
+        return resolve_chown(state.fs_root, instr.chown)
+    except BuildError:
+        if not scoped:
+            raise
+    state.unscope(len(state.out.layers))
+    state.ensure_fs()
+    return resolve_chown(state.fs_root, instr.chown)
 
 
 def _copy_sources(state: StageState, instr: Copy | Add, req: CopyRequest) -> list[str]:

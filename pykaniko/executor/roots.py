@@ -11,45 +11,19 @@ blob's digest and diff_id are checked as it streams.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from pykaniko.executor.events import EventSink, Notice
-from pykaniko.executor.fsutil import clean_abs, resolve_in_root
+from pykaniko.executor.prefixes import fixed_prefix, under_prefixes
 from pykaniko.executor.state import PendingLayer, extract_verified
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image.manifest import Descriptor
 from pykaniko.registry import PulledImage, RegistryClient
 from pykaniko.snapshot import ExtractReport, IgnoreList, extract_layer
 
-__all__ = ["PartialRoots", "fixed_prefix", "under_prefixes"]
-
-
-def fixed_prefix(source: str) -> str:
-    """The part of a COPY source before its first wildcard, as a rootfs path."""
-    fixed: list[str] = []
-    for part in clean_abs(source).split("/")[1:]:
-        if any(c in part for c in "*?["):
-            break
-        fixed.append(part)
-    return "/" + "/".join(fixed)
-
-
-def under_prefixes(root: Path, prefixes: tuple[str, ...]) -> Callable[[str], bool]:
-    """``select`` for a partial extraction: a path is wanted when it lies below one of
-    ``prefixes``, taken literally or through the symlinks already extracted."""
-
-    def wanted(path: str) -> bool:
-        for prefix in prefixes:
-            host = resolve_in_root(root, prefix)
-            real = "/" + host.relative_to(root).as_posix() if host != root else "/"
-            for p in (prefix, real):
-                if p in ("/", path) or path.startswith(p + "/"):
-                    return True
-        return False
-
-    return wanted
+__all__ = ["PartialRoots"]
 
 
 class PartialRoots:

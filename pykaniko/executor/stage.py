@@ -71,6 +71,7 @@ def _run_all(state: StageState, prepared: PreparedStage) -> None:
     total = len(prepared.steps)
     for step in prepared.steps:
         state.number = step.number
+        state.later = prepared.steps[step.number :]
         state.last = step.number == total
         state.ctx.events(StepStarted(state.index, step.number, total, step.instr.original))
         _step(state, step.instr, step.scope)
@@ -166,9 +167,11 @@ def build_stage(
     take_over: bool,
     prepared: PreparedStage,
     keys: StageKeys | None = None,
+    needed_later: bool = True,
 ) -> StageOutput:
     """Build stage ``index`` on top of ``base`` (a finished stage), ``pulled`` (an image)
-    or nothing (scratch): its prepared steps, with their cache keys if ``keys``."""
+    or nothing (scratch): its prepared steps, with their cache keys if ``keys``.
+    ``needed_later``: a later stage builds on it or reads its files."""
     o = ctx.options
     if base is not None:
         out = StageOutput(
@@ -226,6 +229,7 @@ def build_stage(
     # labels, platform and ONBUILD triggers were applied when the stage was prepared
     out.config = replace(prepared.config, diff_ids=out.config.diff_ids, history=out.config.history)
     state = StageState(ctx, index, out, keys)
+    state.needed_later = needed_later
     _run_all(state, prepared)
     out.scope = prepared.final_scope
     return out

@@ -48,13 +48,16 @@ RUN echo base > /b
 WORKDIR /home/app
 COPY --from=build /src/ ./
 COPY --from=tools /tool /usr/local/bin/tool
+COPY --chown=user:user extra.txt /var/spool/mail/
 RUN --mount=type=bind,from=tools,source=/tooldir,target=/t cat /t/x > from-tools && ls > listing
 USER 1000
 RUN id > /tmp/whoami && echo $GREETING > /tmp/greeting
 """
-# (stage, step) of the RUNs above; "tools" is all cache hits when warm, so its files
-# come from its layers alone (COPY --from and the bind mount unpack only what they read)
-RUNS = {(0, 1), (0, 5), (0, 6), (0, 7), (0, 8), (1, 1), (2, 2), (2, 6), (2, 8)}
+# (stage, step) of the RUNs above. When warm, "tools" is all cache hits, so its files
+# come from its layers alone (COPY --from and the bind mount unpack only what they
+# read), and each COPY from the context unpacks only its destination (every later RUN
+# hits), into an existing base directory, with --chown by name, for the last one.
+RUNS = {(0, 1), (0, 5), (0, 6), (0, 7), (0, 8), (1, 1), (2, 2), (2, 7), (2, 9)}
 AFTER_COPY = RUNS - {(0, 1), (1, 1), (2, 2)}
 
 
@@ -119,6 +122,8 @@ def test_warm_rebuild_runs_nothing_and_one_byte_reruns_what_follows(
     assert diff_images(first, second) == []
     assert second.files["/usr/local/bin/tool"].size == len("tool\n")
     assert second.files["/home/app/from-tools"].size == len("x\n")
+    assert second.files["/var/spool/mail/extra.txt"].uid == 1000
+    assert second.files["/etc/passwd"] == first.files["/etc/passwd"]
 
     dry = run_pykaniko(
         ["--context", str(ctx), "--dockerfile", str(ctx / "Dockerfile"), "--no-push",
@@ -200,10 +205,10 @@ def test_copy_layers_in_an_oci_layout_cache(
     assert "Layer sha256" not in logs[1], logs[1]
     assert "cache miss" not in logs[1], logs[1]
     entries = [p for p in cache_dir.iterdir() if not p.name.startswith(".")]
-    assert len(entries) == 15  # 9 RUNs, 2 WORKDIRs, 3 COPYs, 1 ADD
+    assert len(entries) == 16  # 9 RUNs, 2 WORKDIRs, 4 COPYs, 1 ADD
     # each a layout of its own, for any OCI reader; RUN true changed nothing
     layers = sorted(len(_inspect_oci(entry)["Layers"]) for entry in entries)
-    assert layers == [0] + [1] * 14
+    assert layers == [0] + [1] * 15
     assert _inspect_oci(outs[1])["Layers"] == _inspect_oci(outs[0])["Layers"]
 
 
@@ -225,3 +230,36 @@ def test_cache_run_layers_false_runs_every_run(
                      "--cache-run-layers=false")  # fmt: skip
         assert runs_executed(log) == {(0, 2), (0, 3)}
     assert cache_hits(log) == {(0, 1)}  # the WORKDIR still is
+
+
+def test_a_copy_after_cached_steps_unpacks_only_its_destination(
+    busybox_image: str, registry: RegistryServer, tmp_path: Path, kaniko_dir: Path
+) -> None:
+    """When every later step hits, a COPY unpacks only its destination (all directories
+    and symlinks, the files below it): through a symlink an earlier cached layer made,
+    over a file it holds with the same content, with ``--chown`` by name. The image is
+    the cold build's."""
+    ctx = tmp_path / "ctx"
+    (ctx / "files" / "sub").mkdir(parents=True)
+    (ctx / "files" / "new").write_text("new\n")
+    (ctx / "files" / "same").write_text("same\n")
+    (ctx / "files" / "sub" / "added").write_text("added\n")
+    (ctx / "Dockerfile").write_text(
+        f"FROM {busybox_image}\n"
+        "RUN mkdir -p /real/sub && ln -s /real /link && echo old > /real/sub/keep"
+        " && echo same > /real/same\n"
+        "COPY --chown=user:user files/ /link/\n"
+        "RUN cat /link/new /real/sub/added > /copied\n"
+    )
+    cache = f"{registry.host}/e2e/cache-scoped"
+    cold = _build(ctx, f"{registry.host}/e2e/scoped:1", cache, kaniko_dir)
+    assert runs_executed(cold) == {(0, 1), (0, 3)}
+    warm = _build(_fresh(ctx, tmp_path / "c2"), f"{registry.host}/e2e/scoped:2", cache,
+                  kaniko_dir, "--verbosity=debug")  # fmt: skip
+    assert runs_executed(warm) == set()
+    assert "step 2: unpacking only" in warm, warm
+    first = snapshot_image(f"{registry.host}/e2e/scoped:1")
+    second = snapshot_image(f"{registry.host}/e2e/scoped:2")
+    assert diff_images(first, second) == []
+    assert second.files["/real/new"].uid == 1000
+    assert second.files["/real/sub/keep"].size == len("old\n")

@@ -6,7 +6,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from pykaniko.executor.roots import under_prefixes
+from pykaniko.executor.prefixes import under_prefixes
 from pykaniko.snapshot import IgnoreList, extract_layer
 
 
