@@ -4,10 +4,11 @@ snapshotter, and its cache keys.
 The rootfs is made lazily: the base's layers and every cached layer wait in
 ``StageOutput.pending`` until a step truly needs the filesystem (a RUN or COPY that
 misses the cache), so a stage whose steps all hit, or are metadata only, never unpacks
-anything: its image is made of the layers' blobs alone. Every filesystem step that runs
-ends with :meth:`StageState.add_layer`: a diff against the snapshotter's baseline (which
-came from the extraction itself) and, when something changed, a layer written once to
-the blob store with both digests.
+anything: its image is made of the layers' blobs alone, and a COPY that is the last
+step to need files unpacks only its destination (:meth:`StageState.scoped_fs`). Every
+filesystem step that runs ends with :meth:`StageState.add_layer`: a diff against the
+snapshotter's baseline (which came from the extraction itself) and, when something
+changed, a layer written once to the blob store with both digests.
 """
 
 from __future__ import annotations
