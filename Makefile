@@ -1,5 +1,5 @@
 # The two set-up commands of the README: `make demo` and `make test`.
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench executor-image
 
 setup:
 	./scripts/setup-system
@@ -19,3 +19,7 @@ lint:
 
 bench: setup
 	.venv/bin/python -m benchmarks.snapshot --quick
+
+# dist/executor-image.tar and dist/executor-image-debug.tar (see scripts/executor_image.py)
+executor-image: setup
+	.venv/bin/python scripts/executor_image.py

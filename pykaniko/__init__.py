@@ -10,11 +10,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pykaniko.api import build
+    from pykaniko.api import Cancellation, build
     from pykaniko.errors import (
         AuthError,
+        BuildCancelledError,
         BuildError,
         ConfigError,
+        DiskFullError,
         DockerfileError,
         ImageError,
         NotFoundError,
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
         RegistryError,
         RunError,
         SandboxError,
+        SecretLeakError,
         SnapshotError,
         UnsafeLayerError,
     )
@@ -41,6 +44,13 @@ if TYPE_CHECKING:
         StepOutput,
         StepStarted,
     )
+    from pykaniko.executor.events import BlobProgress, CacheChecked, PhaseTimed, StepFinished
+    from pykaniko.executor.summary import (
+        BuildSummary,
+        LayerSummary,
+        StepSummary,
+        SummaryCollector,
+    )
     from pykaniko.image.platform import Platform
     from pykaniko.registry import RegistryOptions
     from pykaniko.snapshot import SnapshotMode
@@ -50,19 +60,27 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
+    "BlobProgress",
+    "BuildCancelledError",
     "BuildError",
     "BuildFinished",
     "BuildOptions",
     "BuildResult",
+    "BuildSummary",
+    "CacheChecked",
+    "Cancellation",
     "ConfigError",
+    "DiskFullError",
     "DockerfileError",
     "Event",
     "ImageError",
     "ImagePushed",
     "LayerCreated",
+    "LayerSummary",
     "NotFoundError",
     "Notice",
     "OutputOptions",
+    "PhaseTimed",
     "PlanError",
     "Platform",
     "PykanikoError",
@@ -70,18 +88,31 @@ __all__ = [
     "RegistryOptions",
     "RunError",
     "SandboxError",
+    "SecretLeakError",
     "SecretSource",
     "SnapshotError",
     "SnapshotMode",
     "StageSkipped",
     "StageStarted",
+    "StepFinished",
     "StepOutput",
     "StepStarted",
+    "StepSummary",
+    "SummaryCollector",
     "UnsafeLayerError",
     "build",
 ]
 
 _HOMES = {
+    "BlobProgress": "pykaniko.executor.events",
+    "BuildSummary": "pykaniko.executor.summary",
+    "CacheChecked": "pykaniko.executor.events",
+    "Cancellation": "pykaniko.api",
+    "LayerSummary": "pykaniko.executor.summary",
+    "PhaseTimed": "pykaniko.executor.events",
+    "StepFinished": "pykaniko.executor.events",
+    "StepSummary": "pykaniko.executor.summary",
+    "SummaryCollector": "pykaniko.executor.summary",
     "build": "pykaniko.api",
     "Platform": "pykaniko.image.platform",
     "RegistryOptions": "pykaniko.registry",

@@ -17,8 +17,11 @@ them into ``PATH:LINE: message`` lines and exit codes; nothing below the CLI pri
      ├── SnapshotError        walking, layer writing or extraction failed
      │    └── UnsafeLayerError a layer tried to escape the rootfs
      ├── BuildError           a step could not be carried out (COPY source missing, ...)
-     │    └── RunError        a RUN command exited non-zero (carries its status)
-     └── SandboxError         the chroot sandbox could not be set up
+     │    ├── RunError        a RUN command exited non-zero (carries its status)
+     │    ├── SecretLeakError a secret value is in a layer or the config (never the value)
+     │    └── DiskFullError   ENOSPC/EDQUOT while building (says how much was used)
+     ├── SandboxError         the chroot sandbox could not be set up
+     └── BuildCancelledError  the caller cancelled the build (exit status 130)
 
 This module imports nothing from pykaniko: it is the bottom layer.
 """
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AuthError",
+    "BuildCancelledError",
     "BuildError",
     "ConfigError",
     "DockerfileError",
@@ -39,7 +43,9 @@ __all__ = [
     "PykanikoError",
     "RegistryError",
     "RunError",
+    "DiskFullError",
     "SandboxError",
+    "SecretLeakError",
     "SnapshotError",
     "UnsafeLayerError",
 ]
@@ -166,5 +172,23 @@ class RunError(BuildError):
         return self.status if 0 < self.status < 256 else 1
 
 
+class SecretLeakError(BuildError):
+    default_code = "secret-leak"
+
+
+class DiskFullError(BuildError):
+    default_code = "disk-full"
+
+
 class SandboxError(PykanikoError):
     default_code = "sandbox"
+
+
+class BuildCancelledError(PykanikoError):
+    """The build was cancelled by its caller; its work directory has been cleaned up."""
+
+    default_code = "cancelled"
+
+    @property
+    def exit_status(self) -> int:
+        return 130

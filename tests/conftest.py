@@ -1,15 +1,30 @@
-"""Shared fixtures: real loopback registries (plain, Basic, Bearer) and a fault proxy.
+"""Shared fixtures: real loopback registries (plain, Basic, Bearer), a fault proxy, and
+the debootstrapped Debian base the parity and container suites build on.
 
 A failing test that used a registry gets the registry's log tail as a report section.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.parity.cli import run_pykaniko
+from tests.support.debian import (
+    SUITE,
+    DebianBase,
+    debian_dockerfile,
+    debian_mirror,
+    debootstrap,
+    mirror_unreachable,
+    unmount_below,
+)
 from tests.support.registry import (
     FaultProxy,
     RegistryServer,
@@ -101,6 +116,49 @@ def fault_proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
         yield proxy
     finally:
         proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def debian_base(registry: RegistryServer) -> Iterator[DebianBase]:
+    """A debootstrapped bookworm (minbase), built by the pykaniko CLI from ``FROM
+    scratch`` + ``ADD rootfs.tar /`` + ``ENV PATH`` + ``CMD ["bash"]`` and pushed to
+    ``{registry.host}/debian:bookworm``, once per session for every suite that needs
+    it. Everything lives in a tmpfs directory removed at the end of the session."""
+    if shutil.which("debootstrap") is None:
+        pytest.skip("debootstrap is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("debootstrap needs root")
+    mirror = debian_mirror()
+    if why := mirror_unreachable(mirror):
+        pytest.skip(f"the Debian mirror cannot be reached: {why}")
+
+    shm = Path("/dev/shm")
+    work = Path(tempfile.mkdtemp(prefix="debian-base-", dir=shm if shm.is_dir() else None))
+    try:
+        target = work / "target"
+        context = work / "context"
+        context.mkdir()
+        debootstrap(target, mirror)
+        # The downloaded .debs stay in the minbase tree; drop them as `apt-get clean`
+        # does (Debian's own images ship without them): 30 MB less to push and pull.
+        for deb in (target / "var/cache/apt/archives").glob("*.deb"):
+            deb.unlink()
+        unmount_below(target)
+        subprocess.run(
+            ["tar", "--numeric-owner", "-C", str(target), "-cf", str(context / "rootfs.tar"), "."],
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
+        shutil.rmtree(target)
+        dockerfile = context / "Dockerfile"
+        dockerfile.write_text(debian_dockerfile())
+        ref = f"{registry.host}/debian:{SUITE}"
+        run_pykaniko(context, dockerfile, ref, kaniko_dir=work / "kaniko")
+        yield DebianBase(ref=ref, context=context, mirror=mirror)
+    finally:
+        unmount_below(work)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.hookimpl(wrapper=True)

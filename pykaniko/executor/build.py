@@ -16,7 +16,6 @@ import logging
 import posixpath
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +37,7 @@ from pykaniko.dockerfile import (
     plan_build,
     render_plan,
 )
-from pykaniko.errors import BuildError, ConfigError, ImageError, PykanikoError
+from pykaniko.errors import BuildError, ConfigError, DiskFullError, ImageError, PykanikoError
 from pykaniko.executor.cache import (
     KeyInputs,
     LayerCache,
@@ -57,11 +56,14 @@ from pykaniko.executor.events import (
     StageStarted,
 )
 from pykaniko.executor.isolation import Sandbox
+from pykaniko.executor.leakcheck import LeakGuard
 from pykaniko.executor.options import BuildOptions
+from pykaniko.executor.oserrors import PathMap, disk_full, from_os_error, is_disk_full
 from pykaniko.executor.prepare import PreparedStage, prepare_stage, scratch_config
 from pykaniko.executor.roots import PartialRoots
 from pykaniko.executor.stage import StageContext, StageOutput, build_stage, ensure_rootfs
 from pykaniko.executor.state import PendingLayer
+from pykaniko.executor.summary import BuildSummary
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image.manifest import Manifest
 from pykaniko.image.platform import Platform, host_platform
@@ -83,6 +85,7 @@ class BuildResult:
     references: tuple[str, ...]
     plan_text: str
     seconds: float
+    summary: BuildSummary | None = None
 
 
 def _read_text(path: Path) -> str:
@@ -156,8 +159,10 @@ class _Build:
         env: Mapping[str, str],
         created: tuple[str, int | None],
         cache: LayerCache | None = None,
+        leaks: LeakGuard | None = None,
     ) -> None:
         self.cache = cache
+        self.leaks = leaks
         self.options = options
         self.plan = plan
         self.registry = registry
@@ -191,6 +196,7 @@ class _Build:
             download=self.download,
             environ=env,
             cache=cache,
+            leaks=leaks,
         )
 
     def _last_use(self) -> dict[int, int]:
@@ -212,7 +218,7 @@ class _Build:
         return self.pulled[key]
 
     def _pull_bases(self) -> None:
-        """Every base image of the plan, resolved in parallel (errors in stage order)."""
+        """Every base image of the plan, resolved concurrently (errors in stage order)."""
         wanted = list(
             dict.fromkeys(
                 (p.base.reference, p.base.platform)
@@ -220,21 +226,11 @@ class _Build:
                 if isinstance(p.base, ImageBase)
             )
         )
-        if len(wanted) <= 1:
-            for reference, platform in wanted:
-                self.pull(reference, platform)
-            return
-        store = self.workspace.store
-        with ThreadPoolExecutor(max_workers=min(4, len(wanted))) as pool:
-            futures = [
-                pool.submit(
-                    self.registry.pull, parse_reference(r), _platform(p, self.options), store
-                )
-                for r, p in wanted
-            ]
-            for (reference, platform), future in zip(wanted, futures, strict=True):
-                plat = _platform(platform, self.options)
-                self.pulled[f"{reference}|{plat}"] = future.result()
+        if len(wanted) > 1:
+            refs = [(parse_reference(r), _platform(p, self.options)) for r, p in wanted]
+            self.registry.resolve_all(refs, self.workspace.store)  # pull() takes them
+        for reference, platform in wanted:
+            self.pull(reference, platform)
 
     def image_rootfs(self, reference: str, sources: Sequence[str] = ("/",)) -> Path:
         """An external image for ``COPY --from``/``RUN --mount from=``, extracted only
@@ -377,7 +373,8 @@ class _Build:
 
     def run(self) -> StageOutput:
         for skipped in self.plan.skipped:
-            self.events(StageSkipped(skipped.stage.index, skipped.stage.name, skipped.reason))
+            gone = skipped.stage
+            self.events(StageSkipped(gone.index, gone.name, skipped.reason, len(gone.instructions)))
         self.prepare()
         if self.cache is not None:
             self.compute_keys()
@@ -473,12 +470,22 @@ def build(
     refs = [parse_reference(d) for d in options.outputs.destinations]
     if refs and not options.outputs.no_push and not options.dry_run:
         registry.check_push_permission(refs)
+    leaks = LeakGuard.for_build(options, plan, registry, events, env)
     try:
         workspace = Workspace.create(options.work_dir)
     except OSError as exc:
         raise ConfigError(
             f"--kaniko-dir={options.work_dir}: cannot create a work directory there: {exc.strerror}"
         ) from exc
+    if workspace.stale_removed:
+        count = len(workspace.stale_removed)
+        events(
+            Notice(
+                "info",
+                f"removed {count} work director{'y' if count == 1 else 'ies'} of interrupted "
+                f"builds from --kaniko-dir={options.work_dir}",
+            )
+        )
     cache: LayerCache | None = None
     try:
         if options.cache and options.single_snapshot:
@@ -504,6 +511,7 @@ def build(
             env=env,
             created=created,
             cache=cache,
+            leaks=leaks,
         )
         if options.dry_run:
             text = render_plan(plan, notes=runner.predict())
@@ -511,6 +519,9 @@ def build(
         final = runner.run()
         manifest, config_raw = assemble(final, options, created[0], workspace.store.put_bytes)
         digest = manifest.digest
+        leaks.check_metadata(config_raw, "the image config")
+        leaks.check_metadata(manifest.raw, "the image manifest")
+        leaks.clear_for_push([d.digest for d in manifest.layers], "the image")
         deliver(
             options=options,
             manifest=manifest,
@@ -521,16 +532,29 @@ def build(
             workspace=workspace,
             events=events,
         )
-    except PykanikoError:
+    except DiskFullError:
+        raise
+    except PykanikoError as exc:
+        if is_disk_full(exc):  # measured before the work dir is cleaned below
+            raise disk_full(
+                exc.message,
+                where=options.work_dir,
+                flag=f"--kaniko-dir={options.work_dir}",
+                used_by_build=workspace.root,
+                location=exc.location,
+            ) from exc
         raise
     except OSError as exc:
-        raise BuildError(f"build failed: {exc}") from exc
+        paths = PathMap(work_dir=workspace.root, kaniko_dir=options.work_dir)
+        raise from_os_error(exc, "build", paths) from exc
     finally:
         if cache is not None:  # cache pushes end (or fail) before the build returns
             for warning in cache.finish():
                 events(Notice("warning", warning))
         if options.cleanup:
             workspace.cleanup()
+        else:
+            workspace.release()
     seconds = time.monotonic() - started
     events(BuildFinished(digest, seconds))
     return BuildResult(digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds)

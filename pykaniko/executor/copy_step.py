@@ -26,6 +26,8 @@ from pykaniko.executor.copy import (
     source_path,
 )
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root, resolve_in_root
+from pykaniko.executor.leakcheck import short_step
+from pykaniko.executor.oserrors import from_os_error
 from pykaniko.executor.state import StageState
 from pykaniko.executor.users import resolve_chown
 
@@ -80,7 +82,10 @@ def copy_step(state: StageState, instr: Copy | Add) -> None:
         if exc.location is None:
             raise BuildError(exc.message, hint=exc.hint, location=instr.location) from exc
         raise
-    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zstandard.ZstdError) as exc:
+    except OSError as exc:
+        operation = short_step(instr.original, 60)
+        raise from_os_error(exc, operation, state.path_map(), location=instr.location) from exc
+    except (EOFError, tarfile.TarError, lzma.LZMAError, zstandard.ZstdError) as exc:
         raise BuildError(f"{what} failed: {exc}", location=instr.location) from exc
     state.add_layer(touched, created_by)
     state.remember(before, created_by)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pykaniko.errors import ImageError, RegistryError
 from pykaniko.executor.events import EventSink, ImagePushed, Notice
 from pykaniko.executor.options import BuildOptions
+from pykaniko.executor.oserrors import output_file
 from pykaniko.executor.state import StageOutput
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
@@ -67,15 +68,20 @@ def deliver(
     o = options.outputs
     digest = manifest.digest
     if o.digest_file:
-        o.digest_file.write_text(digest)
+        with output_file("--digest-file", o.digest_file):
+            o.digest_file.write_text(digest)
     if o.image_name_with_digest_file:
-        o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
+        with output_file("--image-name-with-digest-file", o.image_name_with_digest_file):
+            o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
     if o.image_name_tag_with_digest_file:
-        o.image_name_tag_with_digest_file.write_text(
-            "".join(
-                f"{r.name}:{r.tag}@{digest}\n" if r.tag else f"{r.name}@{digest}\n" for r in refs
+        with output_file("--image-name-tag-with-digest-file", o.image_name_tag_with_digest_file):
+            o.image_name_tag_with_digest_file.write_text(
+                "".join(
+                    f"{r.name}:{r.tag}@{digest}\n" if r.tag else f"{r.name}@{digest}\n"
+                    for r in refs
+                )
             )
-        )
+    image_size = sum(d.size for d in manifest.layers) + len(config_raw)
     if o.oci_layout_path or o.tar_path:
         missing = [d for d in manifest.layers if not workspace.store.has(d.digest)]
         for source in final.sources:
@@ -87,14 +93,19 @@ def deliver(
     if o.oci_layout_path:
         from pykaniko.image.layout import write_oci_layout
 
-        write_oci_layout(
-            o.oci_layout_path, manifest, workspace.store, ref_name=refs[0].tag if refs else None
-        )
+        with output_file("--oci-layout-path", o.oci_layout_path, needed=image_size):
+            write_oci_layout(
+                o.oci_layout_path,
+                manifest,
+                workspace.store,
+                ref_name=refs[0].tag if refs else None,
+            )
     if o.tar_path:
         from pykaniko.image.tarball import write_docker_archive
 
         tags = [str(r) for r in refs] or ["docker.io/unset-repo/unset-image-name:latest"]
-        write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
+        with output_file("--tar-path", o.tar_path, needed=image_size):
+            write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
     if o.no_push:
         return
     try:

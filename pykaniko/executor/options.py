@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pykaniko.errors import ConfigError
 from pykaniko.image.layerfile import Compression
@@ -12,7 +13,9 @@ from pykaniko.image.platform import Platform, host_platform
 from pykaniko.registry.options import RegistryOptions
 from pykaniko.snapshot import SnapshotMode
 
-__all__ = ["BuildOptions", "OutputOptions", "SecretSource"]
+__all__ = ["BuildOptions", "OutputOptions", "SecretCheck", "SecretSource"]
+
+SecretCheck = Literal["error", "warn", "off"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +83,11 @@ class BuildOptions:
     cache_run_layers: bool = True
     cache_copy_layers: bool = False
     push_cache: bool = True
+    secret_check: SecretCheck = "error"  # noqa: S105  a mode, not a password
 
     def __post_init__(self) -> None:
+        if self.secret_check not in ("error", "warn", "off"):
+            raise ConfigError(f"--secret-check={self.secret_check}: expected error, warn or off")
         if not self.context.is_dir():
             raise ConfigError(f"--context={self.context}: not a directory")
         if not self.dockerfile.is_file():

@@ -14,7 +14,9 @@ from pykaniko.errors import BuildError, RunError
 from pykaniko.executor.events import StepOutput
 from pykaniko.executor.fsutil import makedirs_in_root, resolve_in_root
 from pykaniko.executor.isolation import BindMount, RunSpec
+from pykaniko.executor.leakcheck import LeakGuard
 from pykaniko.executor.metadata import DEFAULT_PATH, DEFAULT_SHELL, run_created_by
+from pykaniko.executor.oserrors import disk_nearly_full, from_os_error, size_text, tree_size
 from pykaniko.executor.state import StageState
 from pykaniko.executor.users import Identity, resolve_user
 from pykaniko.image.config import ContainerConfig
@@ -48,7 +50,21 @@ def run_step(state: StageState, instr: Run, scope: StageScope) -> None:
     if not any(e.startswith("PATH=") for e in env):
         env.append(f"PATH={DEFAULT_PATH}")
     before = len(state.out.layers)
-    _execute(state, instr, cfg, ident, env)
+    ctx = state.ctx
+    try:
+        _execute(state, instr, cfg, ident, env)
+    except OSError as exc:
+        raise from_os_error(
+            exc, "preparing the RUN", state.path_map(), location=instr.location
+        ) from exc
+    except RunError as exc:
+        if exc.hint is None and disk_nearly_full(state.fs_root):
+            used = size_text(tree_size(ctx.workspace.root))
+            exc.hint = (
+                f"the filesystem of --kaniko-dir={ctx.options.work_dir} is full "
+                f"(this build had written {used} there)"
+            )
+        raise
     state.add_layer(None, created_by)
     state.remember(before, created_by)
 
@@ -105,7 +121,7 @@ def _execute(
         status = ctx.sandbox.run(
             spec,
             output=lambda line: ctx.events(
-                StepOutput(state.index, line.decode(errors="replace").rstrip("\n"))
+                StepOutput(state.index, _shown(ctx.leaks, line.decode(errors="replace")))
             ),
         )
     finally:
@@ -117,6 +133,12 @@ def _execute(
             status=status,
             location=instr.location,
         )
+
+
+def _shown(leaks: LeakGuard | None, line: str) -> str:
+    """A line of a RUN's output as logged: secret values the command printed are masked."""
+    line = line.rstrip("\n")
+    return leaks.redact(line) if leaks is not None else line
 
 
 def _mounts(
@@ -166,6 +188,8 @@ def _secret(state: StageState, m: Mount, holder: Path, env: list[str]) -> BindMo
             value = Path(source.path).read_bytes()
     except (KeyError, OSError) as exc:
         raise BuildError(f"secret {m.id!r} cannot be read") from exc
+    if ctx.leaks is not None:
+        ctx.leaks.record_secret(source.id, value)
     if m.env:
         env.append(f"{m.env}={value.decode(errors='replace')}")
     if not m.target:

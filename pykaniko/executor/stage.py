@@ -7,6 +7,7 @@ cache chain) is :class:`pykaniko.executor.state.StageState`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import assert_never
@@ -33,16 +34,18 @@ from pykaniko.dockerfile import (
     Volume,
     Workdir,
 )
-from pykaniko.errors import BuildError, ImageError
+from pykaniko.errors import BuildError, ImageError, PykanikoError
 from pykaniko.executor.cache import StageKeys
 from pykaniko.executor.copy_step import copy_step
-from pykaniko.executor.events import StepStarted
+from pykaniko.executor.events import StepFinished, StepStarted
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root
+from pykaniko.executor.leakcheck import short_step
 from pykaniko.executor.metadata import (
     MetadataInstruction,
     apply_metadata,
     created_by_metadata,
 )
+from pykaniko.executor.oserrors import from_os_error
 from pykaniko.executor.prepare import PreparedStage
 from pykaniko.executor.run_step import run_step
 from pykaniko.executor.state import (
@@ -70,11 +73,23 @@ __all__ = [
 def _run_all(state: StageState, prepared: PreparedStage) -> None:
     total = len(prepared.steps)
     for step in prepared.steps:
+        instr = step.instr
         state.number = step.number
         state.later = prepared.steps[step.number :]
         state.last = step.number == total
-        state.ctx.events(StepStarted(state.index, step.number, total, step.instr.original))
-        _step(state, step.instr, step.scope)
+        state.ctx.events(StepStarted(state.index, step.number, total, instr.original))
+        state.step = instr
+        began = time.monotonic()
+        try:
+            _step(state, instr, step.scope)
+        except OSError as exc:
+            operation = short_step(instr.original, 60)
+            raise from_os_error(exc, operation, state.path_map(), location=instr.location) from exc
+        except PykanikoError as exc:
+            if exc.location is None:  # from the layer, snapshot or registry code below
+                exc.location = instr.location
+            raise
+        state.ctx.events(StepFinished(state.index, step.number, time.monotonic() - began))
 
 
 def _step(state: StageState, instr: Instruction, scope: StageScope) -> None:

@@ -13,6 +13,7 @@ changed, a layer written once to the blob store with both digests.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from pykaniko.dockerfile import (
     Copy,
     Dockerfile,
     ImageBase,
+    Instruction,
     Run,
     StageBase,
     StageScope,
@@ -32,10 +34,12 @@ from pykaniko.dockerfile import (
 )
 from pykaniko.errors import ImageError
 from pykaniko.executor.cache import CacheEntry, LayerCache, StageKeys
-from pykaniko.executor.events import EventSink, LayerCreated, Notice
+from pykaniko.executor.events import CacheChecked, EventSink, LayerCreated, Notice
 from pykaniko.executor.fsutil import resolve_in_root
 from pykaniko.executor.isolation import Sandbox
+from pykaniko.executor.leakcheck import LeakGuard, Origin, ScanningSink
 from pykaniko.executor.options import BuildOptions
+from pykaniko.executor.oserrors import PathMap, from_os_error
 from pykaniko.executor.prefixes import literal_prefixes, real_prefixes
 from pykaniko.executor.prepare import PreparedStep
 from pykaniko.executor.workspace import Workspace
@@ -43,6 +47,7 @@ from pykaniko.image import mediatypes as mt
 from pykaniko.image.config import History, ImageConfig
 from pykaniko.image.digest import HashingReader
 from pykaniko.image.layerfile import LayerWriter, open_uncompressed
+from pykaniko.image.leakscan import scanning_reader
 from pykaniko.image.manifest import Descriptor
 from pykaniko.image.mediatypes import layer_compression
 from pykaniko.registry import DownloadResult, PulledImage, RegistryClient
@@ -119,6 +124,7 @@ class StageContext:
     stage_rootfs: Callable[[int, Sequence[str]], Path]
     download: Callable[[str, str | None], tuple[Path, DownloadResult]]
     cache: LayerCache | None = None
+    leaks: LeakGuard | None = None
 
 
 def empty_config(options: BuildOptions) -> ImageConfig:
@@ -142,6 +148,7 @@ class StageState:
         self._held: list[PendingLayer] | None = None  # what a scoped rootfs lacks
         self.cmd_set = False
         self.last = False
+        self.step: Instruction | None = None  # the instruction being carried out
         self.volumes: list[str] = list(out.config.config.volumes)
 
     def ignore_list(self) -> IgnoreList:
@@ -265,14 +272,10 @@ class StageState:
         probe = cache.get(step.key)
         if probe.warning:
             self.ctx.events(Notice("warning", probe.warning))
-        verdict = "hit" if probe.entry is not None else "miss"
-        self.ctx.events(
-            Notice(
-                "info",
-                f"cache {verdict} for stage {self.index} step {self.number} (key {step.key[:12]})",
-            )
-        )
-        return probe.entry
+        entry = probe.entry
+        digest = entry.layers[0].digest if entry is not None and entry.layers else ""
+        self.ctx.events(CacheChecked(self.index, step.key, hit=entry is not None, digest=digest))
+        return entry
 
     def use_cached(self, entry: CacheEntry, created_by: str) -> None:
         """Take a cache entry as the step's result: its blob goes into the image as is,
@@ -286,6 +289,25 @@ class StageState:
         if entry.source is not None and entry.layers:
             out.sources.append(entry.source)  # the final push mounts the blob from there
         self.history(created_by, empty=not entry.layers)
+        self._scan_cached(entry)
+
+    def _scan_cached(self, entry: CacheEntry) -> None:
+        """The secret check over a cached layer the image will carry: the build that
+        made it may have run with ``--secret-check=warn`` or ``off``. (Layers of other
+        stages never leave the machine; the blob was fetched when the probe checked it.)"""
+        leaks = self.ctx.leaks
+        if leaks is None or self.index not in leaks.shipped_stages:
+            return
+        for desc in entry.layers:
+            scanner = leaks.scanner()
+            if scanner is None:
+                return
+            path = self.ctx.workspace.store.path(desc.digest)
+            with open_uncompressed(path, digest=desc.digest, what="cached layer") as raw:
+                reader = scanning_reader(raw, scanner)
+                while reader.read(1 << 20):
+                    pass
+            leaks.layer_done(desc.digest, scanner.close(), self.origin())
 
     def remember(self, before: int, created_by: str) -> None:
         """Give the cache what the step just run made: its layer, or none (then a warm
@@ -294,12 +316,15 @@ class StageState:
         step = self.keys.steps.get(self.number) if self.keys is not None else None
         if cache is None or step is None or not step.cached:
             return
+        layers = self.out.layers[before:]
+        leaks = self.ctx.leaks
+        if leaks is not None and cache.push:  # a cache image leaves the machine too
+            going = "the cache image"
+            leaks.clear_for_push([d.digest for d in layers], going)
+            fields = {"created_by": created_by}
+            leaks.check_fields(fields, going, origin=self.origin(), going=going)
         cache.put(
-            step.key,
-            self.out.layers[before:],
-            self.out.config.diff_ids[before:],
-            created_by,
-            docker=self.out.docker,
+            step.key, layers, self.out.config.diff_ids[before:], created_by, docker=self.out.docker
         )
 
     def add_layer(self, paths: Sequence[str] | None, created_by: str) -> None:
@@ -321,16 +346,28 @@ class StageState:
         store = self.ctx.workspace.store
         tmp = store.temp_path(".layer")
         writer = LayerWriter(tmp, compression=o.compression, level=o.compression_level)
+        leaks = self.ctx.leaks
+        scanner = leaks.scanner() if leaks is not None else None
+        sink = writer if scanner is None else ScanningSink(writer, scanner)
         try:
-            entries = write_layer(changes, self.fs_root, writer, mtime_clamp=self.ctx.mtime_clamp)
+            entries = write_layer(changes, self.fs_root, sink, mtime_clamp=self.ctx.mtime_clamp)
+            layer = writer.close() if entries or self.ctx.options.force_build_metadata else None
+        except OSError as exc:
+            _discard(writer)
+            raise from_os_error(exc, "writing the layer", self.path_map()) from exc
         except BaseException:
-            writer.abort()
+            _discard(writer)
             raise
-        if entries == 0 and not self.ctx.options.force_build_metadata:
+        if layer is None:
             writer.abort()
             self.history(created_by, empty=True)
             return
-        layer = writer.close()
+        if leaks is not None and scanner is not None:
+            try:  # before the blob store: a refused layer never gets a digest name
+                leaks.layer_done(layer.digest, scanner.close(), self.origin())
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         store.adopt(tmp, layer.digest)
         media = mt.layer_media_type(docker=self.out.docker, compression=o.compression)
         self.out.layers.append(Descriptor(media, layer.digest, layer.size))
@@ -340,6 +377,25 @@ class StageState:
         self.ctx.events(
             LayerCreated(self.index, layer.digest, layer.size, entries, time.monotonic() - started)
         )
+
+    def path_map(self) -> PathMap:
+        """How error messages show this stage's host paths (as image paths)."""
+        ctx = self.ctx
+        return PathMap(
+            rootfs=[self.out.rootfs] if self.out.rootfs is not None else [],
+            context=ctx.options.context,
+            work_dir=ctx.workspace.root,
+            kaniko_dir=ctx.options.work_dir,
+        )
+
+    def origin(self) -> Origin:
+        """The step being carried out, as a leak report names it."""
+        step = self.step
+        if self.ctx.options.single_snapshot:  # one layer for the whole stage
+            return Origin(self.index, None, f"the --single-snapshot layer of stage {self.index}")
+        if step is None:
+            return Origin(self.index)
+        return Origin(self.index, step.location, step.original)
 
     def real_path(self, path: str) -> str:
         """``path`` with its parent symlinks resolved inside the rootfs."""
@@ -354,6 +410,13 @@ class StageState:
             empty_layer=empty,
         )
         self.out.config = replace(self.out.config, history=(*self.out.config.history, entry))
+
+
+def _discard(writer: LayerWriter) -> None:
+    """Drop a half-written layer; on a full disk its compressor's last flush fails too,
+    which must not hide the error that got us here."""
+    with contextlib.suppress(OSError):
+        writer.abort()
 
 
 def _lift(ignore: IgnoreList, paths: Sequence[str]) -> IgnoreList:

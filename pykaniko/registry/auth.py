@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "GitLabKeychain",
     "Keychain",
     "MultiKeychain",
+    "RecordingKeychain",
     "StaticKeychain",
     "default_keychain",
     "registry_key",
@@ -105,6 +107,28 @@ class GitLabKeychain:
         if host and user and password and registry_key(host) == registry:
             return Credential(username=user, password=password)
         return None
+
+
+class RecordingKeychain:
+    """Remembers every credential ``inner`` resolved, so the build can search its image
+    for those passwords and tokens (the secret-leak check)."""
+
+    def __init__(self, inner: Keychain) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._resolved: dict[str, Credential] = {}
+
+    def resolve(self, registry: str) -> Credential | None:
+        cred = self._inner.resolve(registry)
+        if cred is not None and not cred.anonymous:
+            with self._lock:
+                self._resolved[registry] = cred
+        return cred
+
+    def resolved(self) -> list[tuple[str, Credential]]:
+        """(registry, credential) for every registry a credential was found for."""
+        with self._lock:
+            return list(self._resolved.items())
 
 
 def _helper_server_url(registry: str) -> str:

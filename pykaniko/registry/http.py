@@ -8,14 +8,14 @@ import os
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import requests
-import urllib3.exceptions
 
 from pykaniko.errors import BuildError, RegistryError
 from pykaniko.image.digest import CHUNK
-from pykaniko.registry.transport import Transport
+
+if TYPE_CHECKING:
+    from pykaniko.registry.transport import Transport
 
 __all__ = ["DownloadResult", "download"]
 
@@ -42,7 +42,13 @@ def _checksum_algo(checksum: str) -> tuple[str, str]:
 def download(
     transport: Transport, url: str, dest: Path, *, checksum: str | None = None
 ) -> DownloadResult:
-    """GET ``url`` into ``dest`` (written under a temporary name, renamed when complete)."""
+    """GET ``url`` into ``dest`` (written under a temporary name, renamed when complete).
+
+    A body that breaks off, or that does not match ``checksum``, is fetched again
+    (``transport_retries`` times): only content that stays wrong fails."""
+    import requests
+    import urllib3.exceptions
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BuildError(f"cannot download {url!r}: only http and https URLs are supported")
@@ -93,6 +99,9 @@ def download(
                     ) from exc
                 modified = resp.headers.get("Last-Modified")
             if expected and h.hexdigest() != expected:
+                if attempt + 1 < attempts:  # damaged on the way, or the file changed
+                    transport.notify(f"checksum mismatch for {safe_url}; downloading it again")
+                    continue
                 raise BuildError(
                     f"checksum mismatch for {safe_url}: expected {algo}:{expected}, "
                     f"got {algo}:{h.hexdigest()}"

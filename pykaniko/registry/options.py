@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pykaniko.errors import ConfigError
 
-__all__ = ["RegistryOptions"]
+__all__ = ["DEFAULT_IMAGE_DOWNLOAD_RETRY", "RegistryOptions"]
+
+DEFAULT_IMAGE_DOWNLOAD_RETRY = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,10 +20,16 @@ class RegistryOptions:
 
     Host names are compared after Docker Hub normalisation (``index.docker.io`` and
     ``docker.io`` are the same key). ``registry_maps`` values are ``host[/prefix]``.
-    Retries: ``image_download_retry`` extra attempts per pull candidate and per layer,
-    ``push_retry`` extra attempts per destination, both with exponential backoff from
-    ``retry_backoff`` seconds; ``transport_retries`` is the quick retry of a single
-    request on temporary errors (503, 429, reset connection, truncated body).
+    Retries: ``image_download_retry`` extra attempts at each registry for a manifest
+    or blob whose body broke off (resumed with ``Range``) or arrived wrong, or while
+    the registry stays busy; 3 by default (Kaniko: 0), so a one-off fault on a flaky
+    proxy costs a retry, not the build, and a blob that stays wrong costs at most four
+    downloads. ``push_retry`` extra attempts per blob and manifest pushed, with
+    exponential backoff from ``retry_backoff`` seconds; ``transport_retries`` is the
+    quick retry of a single request on temporary errors (503, 429, reset connection)
+    and the number of times an upload the registry got wrong is sent again.
+    ``base_cache_dir`` (``--cache-dir`` with ``--cache``) is read for base images
+    no older than ``base_cache_ttl`` seconds.
     ``proxies`` holds ``http``/``https``/``no_proxy`` values (the caller reads them
     from its environment; this package never does). ``upload_chunk_size`` > 0 uploads
     large blobs in PATCH chunks of that size instead of one streamed PUT.
@@ -37,7 +46,7 @@ class RegistryOptions:
     mirrors: tuple[str, ...] = ()
     registry_maps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     skip_default_registry_fallback: bool = False
-    image_download_retry: int = 0
+    image_download_retry: int = DEFAULT_IMAGE_DOWNLOAD_RETRY
     push_retry: int = 0
     skip_push_permission_check: bool = False
     connect_timeout: float = 5.0
@@ -48,6 +57,8 @@ class RegistryOptions:
     download_threads: int = 4
     upload_chunk_size: int = 0
     proxies: Mapping[str, str] = field(default_factory=dict)
+    base_cache_dir: Path | None = None
+    base_cache_ttl: float = 336 * 3600.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -58,6 +69,8 @@ class RegistryOptions:
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.replace('_', '-')} must not be negative")
+        if self.base_cache_ttl < 0:
+            raise ConfigError("cache-ttl must not be negative")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ConfigError("registry timeouts must be positive")
         if self.download_threads < 1:

@@ -1,4 +1,5 @@
-"""HTTP to registries: one ``requests`` session per registry and mode, scheme choice
+"""HTTP to registries: pooled ``requests`` sessions per registry (pulls and pushes share
+them, and so their kept-alive connections, when their TLS settings agree), scheme choice
 (HTTPS, or plain HTTP where allowed), authentication from challenges, quick retries of
 temporary failures and error mapping.
 
@@ -12,8 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
-import json
+import os
 import re
 import ssl
 import threading
@@ -24,20 +24,35 @@ from typing import Any, BinaryIO, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
-import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from pykaniko.errors import AuthError, NotFoundError, RegistryError
+from pykaniko.errors import AuthError, RegistryError
 from pykaniko.image.reference import normalize_registry
 from pykaniko.registry.auth import Credential, Keychain
 from pykaniko.registry.challenge import Challenge, TokenCache, parse_www_authenticate, scope_string
+from pykaniko.registry.events import Notify
+from pykaniko.registry.hosts import auto_insecure, bypass_proxy
+from pykaniko.registry.httperrors import (
+    TEMPORARY_STATUS,
+    error_for,
+    is_dead_host,
+    is_temporary,
+    short_reason,
+    tls_reason,
+)
 from pykaniko.registry.options import RegistryOptions
 
-__all__ = ["Body", "Mode", "Notify", "Transport", "is_temporary"]
+__all__ = [
+    "Body",
+    "Mode",
+    "Notify",
+    "Transport",
+    "bypass_proxy",
+    "error_for",
+    "is_temporary",
+]
 
 Mode = Literal["pull", "push"]
-Notify = Callable[[str], None]
-"""Receives one-line notices (retries, mirror fallbacks) for the caller to log."""
 
 
 def _quiet(_message: str) -> None:
@@ -45,63 +60,30 @@ def _quiet(_message: str) -> None:
 
 
 Body = bytes | Callable[[], BinaryIO] | None
-_TEMPORARY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-def is_temporary(exc: BaseException) -> bool:
-    return isinstance(exc, RegistryError) and exc.temporary
+def cert_dir_files(cert_dirs: str, cert_file: str = "") -> tuple[str, ...]:
+    """Every regular file in the ``SSL_CERT_DIR`` directories (colon-separated), sorted,
+    the ``SSL_CERT_FILE`` bundle itself left out.
+
+    OpenSSL looks certificates up in these directories by subject-hash file names only,
+    while Kaniko (Go) reads every file there: a CA mounted as
+    ``/kaniko/ssl/certs/my-ca.crt`` is trusted by Kaniko, so it must be by us too.
+    """
+    found: list[str] = []
+    for directory in filter(None, cert_dirs.split(":")):
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_file() and not (cert_file and _same_file(entry.path, cert_file)):
+                    found.append(entry.path)
+    return tuple(sorted(found))
 
 
-def _is_dead_host(exc: requests.RequestException) -> bool:
-    """No TCP connection at all: refused, unresolvable or timed out while connecting."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    inner = getattr(reason, "reason", reason)
-    return isinstance(
-        inner, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError
-    )
-
-
-def _host_name(host: str) -> str:
-    """``host[:port]`` or ``[v6]:port`` without the port."""
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _auto_insecure(host: str) -> bool:
-    """Loopback, ``localhost``, ``*.local`` and private addresses may use plain HTTP."""
-    name = _host_name(host)
-    if name == "localhost" or name.endswith(".local"):
-        return True
+def _same_file(a: str, b: str) -> bool:
     try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
+        return os.path.samefile(a, b)
+    except OSError:
         return False
-    return ip.is_loopback or ip.is_private
-
-
-def bypass_proxy(host: str, no_proxy: str) -> bool:
-    """``NO_PROXY`` matching: ``*``, exact hosts, ``host:port``, domain suffixes
-    (``example.com`` and ``.example.com`` both match ``a.example.com``), IP networks."""
-    name = _host_name(host)
-    for raw in no_proxy.replace(" ", ",").split(","):
-        entry = raw.strip().lower()
-        if not entry:
-            continue
-        if entry == "*" or entry == host.lower():
-            return True
-        try:
-            if ipaddress.ip_address(name) in ipaddress.ip_network(entry, strict=False):
-                return True
-            continue
-        except ValueError:
-            pass
-        domain = entry.lstrip(".")
-        if name.lower() == domain or name.lower().endswith("." + domain):
-            return True
-    return False
 
 
 class _ContextAdapter(HTTPAdapter):
@@ -123,51 +105,6 @@ class _Endpoint:
 
 
 _TOKEN = re.compile(r"[\x21-\x7e]+")
-
-
-def distribution_errors(resp: requests.Response) -> tuple[str, str]:
-    """(first error code, its message) from a Distribution JSON error body."""
-    try:  # at most 64 KiB, and a body that breaks off is just no detail
-        loaded = getattr(resp, "_content", False)  # requests keeps a read body here
-        raw = loaded[:65536] if isinstance(loaded, bytes) else next(resp.iter_content(65536), b"")
-        data = json.loads(raw or b"{}")
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError):
-        return "", ""
-    errors = data.get("errors") if isinstance(data, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return str(errors[0].get("code") or ""), str(errors[0].get("message") or "")
-    return "", ""
-
-
-def error_for(
-    resp: requests.Response, *, registry: str, repository: str, what: str
-) -> RegistryError:
-    """The error to raise for an unexpected response."""
-    status = resp.status_code
-    code, message = distribution_errors(resp)
-    detail = " ".join(x for x in (code, message) if x) or resp.reason or ""
-    where = f"{registry}/{repository}" if repository else registry
-    text = f"{what} failed: {where}: HTTP {status}" + (f" {detail}" if detail else "")
-    target = repository or "this registry"
-    if status in (401, 403):
-        return AuthError(
-            text,
-            registry=registry,
-            repository=repository,
-            status=status,
-            hint=f"check the credentials for {registry} (docker config.json or credential helper)"
-            if status == 401
-            else f"the credentials for {registry} lack permission on {target}",
-        )
-    if status == 404:
-        return NotFoundError(text, registry=registry, repository=repository, status=status)
-    return RegistryError(
-        text,
-        registry=registry,
-        repository=repository,
-        status=status,
-        temporary=status in _TEMPORARY_STATUS,
-    )
 
 
 class Transport:
@@ -192,12 +129,19 @@ class Transport:
         self._skip_verify = frozenset(
             normalize_registry(h) for h in options.skip_tls_verify_registries
         )
+        # the system store as Go builds it (see cert_dir_files); OpenSSL itself reads
+        # SSL_CERT_FILE and the hashed names of SSL_CERT_DIR
+        self._system_ca_files = cert_dir_files(
+            os.environ.get("SSL_CERT_DIR", ""), os.environ.get("SSL_CERT_FILE", "")
+        )
         self._tokens = TokenCache()
         self._lock = threading.Lock()
-        self._free: dict[tuple[str, Mode], list[requests.Session]] = {}
-        self._endpoints: dict[tuple[str, Mode], _Endpoint] = {}
+        self._free: dict[tuple[str, bool], list[requests.Session]] = {}
+        self._endpoints: dict[tuple[str, tuple[str, ...]], _Endpoint] = {}
+        self._pinging: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._credentials: dict[str, Credential | None] = {}
         self._all_sessions: list[requests.Session] = []
+        self._contexts: dict[str, ssl.SSLContext] = {}
 
     def close(self) -> None:
         """Close every session any thread opened (pooled connections included)."""
@@ -208,39 +152,42 @@ class Transport:
 
     # -- sessions ------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _lease(self, key: tuple[str, Mode]) -> Iterator[requests.Session]:
-        """Borrow a session for one request: sessions are not shared between threads
-        at the same time, and there are never more than the peak concurrency."""
-        with self._lock:
-            free = self._free.setdefault(key, [])
-            session = free.pop() if free else None
-        if session is None:
-            session = self._new_session(*key)
-        try:
-            yield session
-        finally:
-            with self._lock:
-                self._free.setdefault(key, []).append(session)
-
-    def _new_session(self, registry: str, mode: Mode) -> requests.Session:
+    def _skips_verify(self, registry: str, mode: Mode) -> bool:
         opts = self.options
-        session = requests.Session()
-        session.headers["User-Agent"] = self._user_agent
-        session.trust_env = False
-        skip = (
+        return (
             opts.skip_tls_verify
             or registry in self._skip_verify
             or (mode == "pull" and opts.skip_tls_verify_pull)
         )
+
+    @contextlib.contextmanager
+    def _lease(self, key: tuple[str, Mode]) -> Iterator[requests.Session]:
+        """Borrow a session for one request: sessions are not shared between threads
+        at the same time, and there are never more than the peak concurrency. The
+        most recently returned session is lent first, so sequential requests (pulls
+        and pushes alike) reuse one kept-alive connection."""
+        pool_key = (key[0], self._skips_verify(*key))
+        with self._lock:
+            free = self._free.setdefault(pool_key, [])
+            session = free.pop() if free else None
+        if session is None:
+            session = self._new_session(*pool_key)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._free.setdefault(pool_key, []).append(session)
+
+    def _new_session(self, registry: str, skip: bool) -> requests.Session:
+        opts = self.options
+        session = requests.Session()
+        session.headers["User-Agent"] = self._user_agent
+        session.trust_env = False
         certs = {normalize_registry(k): v for k, v in opts.registry_certificates.items()}
         if skip:
             session.verify = False
-        else:  # the system's CA store (as Kaniko's Go TLS uses), plus --registry-certificate
-            context = ssl.create_default_context()
-            if registry in certs:
-                context.load_verify_locations(cafile=certs[registry])
-            session.mount("https://", _ContextAdapter(context))
+        else:  # the system's CA store (as Kaniko's Go TLS builds it), plus --registry-certificate
+            session.mount("https://", _ContextAdapter(self._ssl_context(registry, certs)))
         clients = {normalize_registry(k): v for k, v in opts.registry_client_certs.items()}
         if registry in clients:
             session.cert = clients[registry]
@@ -250,6 +197,22 @@ class Transport:
         with self._lock:
             self._all_sessions.append(session)
         return session
+
+    def _ssl_context(self, registry: str, certs: Mapping[str, str]) -> ssl.SSLContext:
+        """One context per registry, shared by its sessions: loading the system's CA
+        store takes tens of milliseconds, too much to pay per connection pool."""
+        with self._lock:
+            context = self._contexts.get(registry)
+        if context is None:
+            context = ssl.create_default_context()
+            for cafile in self._system_ca_files:
+                with contextlib.suppress(ssl.SSLError, OSError):  # not a PEM certificate
+                    context.load_verify_locations(cafile=cafile)
+            if registry in certs:
+                context.load_verify_locations(cafile=certs[registry])
+            with self._lock:
+                context = self._contexts.setdefault(registry, context)
+        return context
 
     @staticmethod
     def url_key(host: str) -> tuple[str, Mode]:
@@ -272,6 +235,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         stream: bool = False,
         retries: int | None = None,
+        read_timeout: float | None = None,
     ) -> requests.Response:
         """Send once per attempt; temporary failures are retried with short backoff.
 
@@ -279,7 +243,7 @@ class Transport:
         including errors (the caller maps them).
         """
         attempts = 1 + (self.options.transport_retries if retries is None else retries)
-        timeout = (self.options.connect_timeout, self.options.read_timeout)
+        timeout = (self.options.connect_timeout, read_timeout or self.options.read_timeout)
         where = f"{registry}/{repository}" if repository else registry
         for attempt in range(attempts):
             stream_body: BinaryIO | None = None
@@ -321,7 +285,7 @@ class Transport:
                 ) from None
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(
-                    f"{what} failed: {where}: TLS error: {_tls_reason(exc)}",
+                    f"{what} failed: {where}: TLS error: {tls_reason(exc)}",
                     registry=registry,
                     repository=repository,
                     code="registry-tls",
@@ -329,23 +293,23 @@ class Transport:
                     "--insecure-registry for this registry",
                 ) from exc
             except requests.RequestException as exc:
-                dead = _is_dead_host(exc)
+                dead = is_dead_host(exc)
                 if dead or attempt + 1 >= attempts:
                     raise RegistryError(
-                        f"{what} failed: cannot reach {where}: {_short(exc)}",
+                        f"{what} failed: cannot reach {where}: {short_reason(exc)}",
                         registry=registry,
                         repository=repository,
                         temporary=True,
                         code="registry-unreachable" if dead else None,
                         hint=f"is {registry} up and reachable from here?" if dead else None,
                     ) from exc
-                self.notify(f"{what}: {where}: {_short(exc)}; retrying")
+                self.notify(f"{what}: {where}: {short_reason(exc)}; retrying")
                 self._sleep(attempt)
                 continue
             finally:
                 if stream_body is not None:
                     stream_body.close()
-            if resp.status_code in _TEMPORARY_STATUS and attempt + 1 < attempts:
+            if resp.status_code in TEMPORARY_STATUS and attempt + 1 < attempts:
                 resp.close()
                 self.notify(f"{what}: {where}: HTTP {resp.status_code}; retrying")
                 self._sleep(attempt, resp.headers.get("Retry-After"))
@@ -368,20 +332,48 @@ class Transport:
         )
         if explicit:
             return ("http", "https")
-        if _auto_insecure(registry):
+        if auto_insecure(registry):
             return ("https", "http")
         return ("https",)
 
-    def endpoint(self, registry: str, mode: Mode, *, what: str = "ping") -> _Endpoint:
-        """Ping ``/v2/`` once per registry and mode: picks the scheme, learns the challenge."""
-        key = (registry, mode)
+    def endpoint(
+        self,
+        registry: str,
+        mode: Mode,
+        *,
+        what: str = "ping",
+        retries: int | None = None,
+        read_timeout: float | None = None,
+    ) -> _Endpoint:
+        """Ping ``/v2/`` once per registry (and scheme choice, which only differs
+        between pulls and pushes with ``--insecure-pull``-like flags): picks the
+        scheme, learns the challenge. Concurrent first callers wait for one ping."""
+        key = (registry, self._schemes(registry, mode))
         with self._lock:
             known = self._endpoints.get(key)
+            gate = self._pinging.setdefault(key, threading.Lock())
         if known is not None:
             return known
+        with gate:
+            with self._lock:
+                known = self._endpoints.get(key)
+            if known is not None:
+                return known
+            return self._ping(registry, mode, key, what, retries=retries, read_timeout=read_timeout)
+
+    def _ping(
+        self,
+        registry: str,
+        mode: Mode,
+        key: tuple[str, tuple[str, ...]],
+        what: str,
+        *,
+        retries: int | None,
+        read_timeout: float | None,
+    ) -> _Endpoint:
         host = registry if registry != "docker.io" else "registry-1.docker.io"
         errors: list[RegistryError] = []
-        for scheme in self._schemes(registry, mode):
+        for scheme in key[1]:
             base = f"{scheme}://{host}"
             try:
                 resp = self.send(
@@ -391,6 +383,8 @@ class Transport:
                     registry=registry,
                     repository="",
                     what=what,
+                    retries=retries,
+                    read_timeout=read_timeout,
                 )
             except RegistryError as exc:
                 errors.append(exc)
@@ -550,7 +544,8 @@ class Transport:
         if not _TOKEN.fullmatch(token) or expires <= 0:
             # a broken or garbled answer (a flipped byte, a cut body) is worth asking again
             raise RegistryError(
-                f"{registry}: the token server's answer is not a usable token",
+                f"token request for {registry}/{repo or '(registry)'}: the token server's "
+                "answer is not a usable token",
                 registry=registry,
                 repository=repo,
                 temporary=True,
@@ -575,6 +570,8 @@ class Transport:
         body: Body = None,
         params: Mapping[str, str] | None = None,
         stream: bool = False,
+        retries: int | None = None,
+        read_timeout: float | None = None,
     ) -> requests.Response:
         """A request to ``/v2/...`` (``path``) or an absolute ``Location`` URL.
 
@@ -582,7 +579,9 @@ class Transport:
         answer); anything else raises the mapped error. A bearer 401 is answered
         once with a freshly fetched token for exactly ``scopes``.
         """
-        endpoint = self.endpoint(registry, mode, what=what)
+        endpoint = self.endpoint(
+            registry, mode, what=what, retries=retries, read_timeout=read_timeout
+        )
         url = (
             urljoin(endpoint.base + "/", path)
             if not path.startswith(("http://", "https://"))
@@ -606,6 +605,8 @@ class Transport:
                 body=body,
                 params=params,
                 stream=stream,
+                retries=retries,
+                read_timeout=read_timeout,
             )
             if resp.status_code == 401 and endpoint.challenge is not None and not fresh:
                 challenge = parse_www_authenticate(resp.headers.get("WWW-Authenticate", ""))
@@ -622,7 +623,7 @@ class Transport:
                     resp.close()
                     endpoint = _Endpoint(endpoint.base, found[0])
                     with self._lock:
-                        self._endpoints[(registry, mode)] = endpoint
+                        self._endpoints[(registry, self._schemes(registry, mode))] = endpoint
                     fresh = True
                     continue
             if resp.status_code in expected:
@@ -637,23 +638,3 @@ class Transport:
 def _basic_auth(username: str, password: str) -> str:
     """An ``Authorization: Basic`` value (UTF-8, as Docker sends it)."""
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
-def _tls_reason(exc: BaseException) -> str:
-    """``certificate verify failed: self-signed certificate`` out of ssl's wrapping."""
-    found = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(')\]]+)", str(exc))
-    return found.group(1).strip() if found else _short(exc)
-
-
-def _short(exc: BaseException) -> str:
-    """A one-line reason without URLs (they may carry upload state) or object reprs."""
-    text = str(exc)
-    if "Caused by " in text:
-        text = text.split("Caused by ", 1)[1]
-    text = re.sub(r"<[^>]*>:\s*", "", text)
-    text = re.sub(r"^\w+\(['\"]?", "", text)
-    text = re.sub(r"^\w*Connection(?:Pool)?\(host=[^)]*\):\s*", "", text)
-    text = text.replace("Failed to establish a new connection: ", "")
-    while text and text[-1] in "'\") " and (text[-1] != ")" or text.count(")") > text.count("(")):
-        text = text[:-1]
-    return text[:200] or type(exc).__name__

@@ -20,6 +20,7 @@ from pykaniko.image.manifest import Descriptor, Manifest
 from pykaniko.image.platform import Platform
 from pykaniko.image.reference import parse_reference
 from pykaniko.registry import RegistryClient, RegistryOptions, StaticKeychain
+from tests.support.registry import FaultProxy
 
 LINUX = Platform("linux", "amd64")
 
@@ -128,3 +129,33 @@ def test_wrong_blob_bytes_are_rejected(scripted: _Scripted, tmp_path: Path) -> N
     assert "digest" in str(info.value)
     assert not store.has(_digest(config))
     assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_a_registry_ignoring_range_gets_the_blob_fetched_whole(
+    scripted: _Scripted, tmp_path: Path
+) -> None:
+    """The body breaks off mid-way; the registry answers the ranged retry with the
+    whole blob (200): the partial bytes are dropped, not prepended."""
+    layer = bytes(range(256)) * 400
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
+    manifest = Manifest.build(
+        media_type=mt.OCI_MANIFEST,
+        config=Descriptor(mt.OCI_CONFIG, _digest(config), len(config)),
+        layers=(Descriptor(mt.OCI_LAYER_GZIP, _digest(layer), len(layer)),),
+    )
+    scripted.routes["/v2/norange/app/manifests/1"] = (200, mt.OCI_MANIFEST, manifest.raw)
+    for blob in (config, layer):
+        scripted.routes[f"/v2/norange/app/blobs/{_digest(blob)}"] = (200, "x/y", blob)
+    proxy = FaultProxy(scripted.host)
+    try:
+        proxy.add_rule("reset-mid-body", "GET", _digest(layer))
+        client = RegistryClient(RegistryOptions(transport_backoff=0.01), StaticKeychain())
+        store = BlobStore(tmp_path)
+        pulled = client.pull(parse_reference(f"{proxy.host}/norange/app:1"), LINUX, store)
+        [path] = client.fetch_layers(pulled, pulled.manifest.layers, store)
+        assert path.read_bytes() == layer
+        assert [s for m, p, s in proxy.log if p.endswith(_digest(layer))] == [200, 200]
+    finally:
+        proxy.stop()

@@ -3,6 +3,7 @@ registry, and a clear error (with a hint) when the certificate is not trusted.""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from pykaniko.image.blobstore import BlobStore
 from pykaniko.image.platform import Platform
 from pykaniko.image.reference import parse_reference
 from pykaniko.registry import RegistryClient, RegistryOptions, StaticKeychain
+from pykaniko.registry.transport import cert_dir_files
 from tests.registry.imagegen import make_image
 from tests.support.registry import RegistryServer
 
@@ -50,3 +52,34 @@ def test_skip_verify_for_one_registry(tls_registry: RegistryServer, tmp_path: Pa
     ref = parse_reference(f"{tls_registry.host}/tls/skip:1")
     with RegistryClient(options, StaticKeychain()) as client:
         assert client.push(manifest, [ref], store) == manifest.digest
+
+
+def test_ca_file_in_ssl_cert_dir_is_trusted(
+    tls_registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Kaniko's image: a CA mounted into ``$SSL_CERT_DIR`` under any name is trusted
+    (OpenSSL alone would only find it under its subject-hash name)."""
+    assert tls_registry.ca is not None
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    shutil.copyfile(tls_registry.ca, certs / "my-registry-ca.crt")
+    (certs / "README").write_text("not a certificate\n")
+    monkeypatch.setenv("SSL_CERT_DIR", str(certs))
+    store = BlobStore(tmp_path / "s")
+    manifest, _ = make_image(store, [{"tls": b"dir"}])
+    ref = parse_reference(f"{tls_registry.host}/tls/cert-dir:1")
+    with RegistryClient(RegistryOptions(), StaticKeychain()) as client:
+        assert client.push(manifest, [ref], store) == manifest.digest
+
+
+def test_cert_dir_files(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "b.crt").write_text("b")
+    (one / "a.pem").write_text("a")
+    (one / "sub").mkdir()
+    (two / "bundle.crt").write_text("bundle")
+    found = cert_dir_files(f"{one}::{two}:{tmp_path / 'missing'}", str(two / "bundle.crt"))
+    assert found == (str(one / "a.pem"), str(one / "b.crt"))
+    assert cert_dir_files("") == ()

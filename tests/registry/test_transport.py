@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from pykaniko.errors import AuthError, NotFoundError, RegistryError
-from pykaniko.registry.transport import _auto_insecure, bypass_proxy, error_for
+from pykaniko.registry.hosts import auto_insecure, bypass_proxy
+from pykaniko.registry.httperrors import error_for
 
 
 def _response(status: int, body: object = None, reason: str = "") -> requests.Response:
@@ -67,8 +68,8 @@ def test_error_mapping() -> None:
         ("8.8.8.8:5000", False),
     ],
 )
-def test_auto_insecure(host: str, plain: bool) -> None:
-    assert _auto_insecure(host) is plain
+def testauto_insecure(host: str, plain: bool) -> None:
+    assert auto_insecure(host) is plain
 
 
 @pytest.mark.parametrize(

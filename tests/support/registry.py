@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import json
 import random
+import re
 import shutil
 import socket
 import ssl
@@ -30,6 +31,9 @@ from typing import IO, Any, ClassVar, Final
 
 __all__ = [
     "FaultProxy",
+    "FaultRule",
+    "REQUEST_KINDS",
+    "RESPONSE_KINDS",
     "RegistryServer",
     "TokenServer",
     "free_port",
@@ -441,6 +445,9 @@ class TokenServer:
 
 
 FAULT_KINDS: Final = ("503", "reset", "truncate", "corrupt")
+"""The kinds the random mode picks from by default (responses only, as before)."""
+RESPONSE_KINDS: Final = ("503", "reset", "truncate", "reset-mid-body", "corrupt", "stall")
+REQUEST_KINDS: Final = ("corrupt-request", "truncate-request", "reset-request")
 _HOP_BY_HOP: Final = frozenset(
     {
         "connection",
@@ -454,15 +461,52 @@ _HOP_BY_HOP: Final = frozenset(
 )
 
 
+@dataclass
+class FaultRule:
+    """Inject ``kind`` into the next ``times`` requests whose method is ``method``
+    (``*`` for any) and whose path matches the regular expression ``path``."""
+
+    kind: str
+    method: str = "*"
+    path: str = ""
+    times: int = 1
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            self.times > 0
+            and self.method in ("*", method)
+            and re.search(self.path, path) is not None
+        )
+
+
+class _CountingServer(_QuietServer):
+    """Counts accepted TCP connections (to check that clients keep connections alive)."""
+
+    accepted = 0
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        self.accepted += 1
+        return True
+
+
 class FaultProxy:
     """A loopback HTTP proxy in front of a loopback registry that injects faults.
 
-    With probability ``rate`` a request gets one of ``kinds``: ``503`` (not forwarded),
-    ``reset`` (connection dropped before forwarding), ``truncate`` (half the response
-    body, then the connection closes) or ``corrupt`` (one body byte flipped). Only
-    responses with a body are truncated or corrupted; others get a 503 instead. At
-    most ``max_faults`` faults are injected, so a retrying client always finishes.
-    The ``Host`` header is forwarded as sent, so upload ``Location``s point back here.
+    Faults come from ``rules`` (:class:`FaultRule`, deterministic: "corrupt the next
+    GET of this blob once") and, with probability ``rate``, from ``kinds`` at random.
+    Response kinds: ``503`` (not forwarded), ``reset`` (connection dropped before
+    forwarding), ``truncate`` (half the response body, then a clean close),
+    ``reset-mid-body`` (half the body, then a TCP reset), ``corrupt`` (one body byte
+    flipped), ``stall`` (no answer for ``stall_seconds``, then as usual: a registry too
+    slow to wait for). Request kinds: ``corrupt-request`` (one byte of the request body
+    flipped before it is forwarded), ``truncate-request`` (half the request body forwarded
+    under the full ``Content-Length``, then both connections dropped: the registry
+    sees an upload that broke off), ``reset-request`` (a reset after half the request
+    body, nothing forwarded). A response kind on a body-less response, or a request
+    kind on a body-less request, becomes a 503. At most ``max_faults`` random faults
+    are injected, so a retrying client always finishes. The ``Host`` header is
+    forwarded as sent, so upload ``Location``s point back here. ``connections``
+    counts the TCP connections clients opened.
     """
 
     def __init__(
@@ -482,7 +526,10 @@ class FaultProxy:
         self.kinds = kinds
         self.max_faults = max_faults
         self.faults: list[tuple[str, str, str]] = []
+        self.rules: list[FaultRule] = []
+        self.log: list[tuple[str, str, int]] = []
         self.requests = 0
+        self.stall_seconds = 30.0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         owner = self
@@ -498,13 +545,17 @@ class FaultProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self._httpd = _CountingServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def connections(self) -> int:
+        return self._httpd.accepted
 
     def stop(self) -> None:
         self._httpd.shutdown()
@@ -515,9 +566,21 @@ class FaultProxy:
             self.rate = rate
             self.kinds = kinds
 
+    def add_rule(self, kind: str, method: str = "*", path: str = "", times: int = 1) -> None:
+        """Inject ``kind`` into the next ``times`` matching requests (see :class:`FaultRule`)."""
+        if kind not in RESPONSE_KINDS + REQUEST_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self.rules.append(FaultRule(kind, method, path, times))
+
     def _pick(self, method: str, path: str) -> str | None:
         with self._lock:
             self.requests += 1
+            for rule in self.rules:
+                if rule.matches(method, path):
+                    rule.times -= 1
+                    self.faults.append((rule.kind, method, path))
+                    return rule.kind
             if len(self.faults) >= self.max_faults or self._rng.random() >= self.rate:
                 return None
             kind = self._rng.choice(self.kinds)
@@ -525,10 +588,10 @@ class FaultProxy:
             return kind
 
     @staticmethod
-    def _read_body(req: BaseHTTPRequestHandler) -> bytes:
+    def _read_body(req: BaseHTTPRequestHandler, limit: int | None = None) -> bytes:
         if req.headers.get("Transfer-Encoding", "").lower() == "chunked":
             out = bytearray()
-            while True:
+            while limit is None or len(out) < limit:
                 size = int(req.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     while req.rfile.readline() not in (b"\r\n", b"\n", b""):
@@ -536,7 +599,10 @@ class FaultProxy:
                     return bytes(out)
                 out += req.rfile.read(size)
                 req.rfile.readline()
+            return bytes(out[:limit])
         length = int(req.headers.get("Content-Length") or 0)
+        if limit is not None:
+            length = min(length, limit)
         return req.rfile.read(length) if length else b""
 
     @staticmethod
@@ -545,23 +611,44 @@ class FaultProxy:
             req.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         req.close_connection = True
 
+    @staticmethod
+    def _unavailable(req: BaseHTTPRequestHandler) -> None:
+        payload = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
+        req.send_response(503)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(payload)))
+        req.end_headers()
+        req.wfile.write(payload)
+
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
-        body = self._read_body(req)
         kind = self._pick(req.command, req.path)
+        declared = int(req.headers.get("Content-Length") or 0)
+        if kind == "reset-request" and declared > 1:
+            self._read_body(req, limit=declared // 2)
+            self._reset(req)
+            return
+        body = self._read_body(req)
+        if kind in REQUEST_KINDS and not body:
+            kind = "503"
         if kind == "reset":
             self._reset(req)
             return
-        if kind == "503" or (kind is not None and req.command != "GET"):
-            payload = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
-            req.send_response(503)
-            req.send_header("Content-Type", "application/json")
-            req.send_header("Content-Length", str(len(payload)))
-            req.end_headers()
-            req.wfile.write(payload)
+        if kind == "stall":
+            time.sleep(self.stall_seconds)
+            kind = None
+        if kind == "503" or (kind in RESPONSE_KINDS and req.command != "GET"):
+            self._unavailable(req)
             return
         headers = {k: v for k, v in req.headers.items() if k.lower() not in _HOP_BY_HOP}
         if body or req.command in ("PUT", "POST", "PATCH"):
             headers["Content-Length"] = str(len(body))
+        if kind == "corrupt-request":
+            mid = len(body) // 2
+            body = body[:mid] + bytes([body[mid] ^ 0xFF]) + body[mid + 1 :]
+        if kind == "truncate-request":
+            self._forward_half(req.command, req.path, body, headers)
+            self._reset(req)
+            return
         conn = http.client.HTTPConnection(*self.upstream, timeout=30)
         try:
             conn.request(req.command, req.path, body=body or None, headers=headers)
@@ -574,19 +661,34 @@ class FaultProxy:
             return
         finally:
             conn.close()
-        if kind in ("truncate", "corrupt") and not data:
+        with self._lock:
+            self.log.append((req.command, req.path, status))
+        if kind in ("truncate", "reset-mid-body", "corrupt") and not data:
             kind = "503-late"
         req.send_response(503 if kind == "503-late" else status)
         for k, v in out_headers:
             req.send_header(k, v)
         req.end_headers()
-        if kind == "truncate":
+        if kind in ("truncate", "reset-mid-body"):
             req.wfile.write(data[: len(data) // 2])
             req.wfile.flush()
-            self._reset(req)
+            if kind == "reset-mid-body":
+                self._reset(req)
+            else:
+                req.close_connection = True
             return
         if kind == "corrupt":
             mid = len(data) // 2
             data = data[:mid] + bytes([data[mid] ^ 0xFF]) + data[mid + 1 :]
         if req.command != "HEAD":
             req.wfile.write(data)
+
+    def _forward_half(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+        """Send the request with half its body, then hang up: an upload broken mid-body."""
+        with contextlib.suppress(OSError), socket.create_connection(self.upstream, timeout=5) as s:
+            head = f"{method} {path} HTTP/1.1\r\n" + "".join(
+                f"{k}: {v}\r\n" for k, v in headers.items()
+            )
+            s.sendall(head.encode("latin-1") + b"\r\n" + body[: len(body) // 2])
+            time.sleep(0.05)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -106,8 +106,8 @@ class RegistryCacheStore:
         return f"{self.repo.registry}/{self.repo.repository}:{key}"
 
     def lookup(self, key: str, blobs: BlobStore) -> CacheEntry | None:
-        try:
-            image = self.registry.pull(self.repo.with_tag(key), self.platform, blobs)
+        try:  # one attempt: most probes of a new key simply miss
+            image = self.registry.pull(self.repo.with_tag(key), self.platform, blobs, attempts=1)
         except NotFoundError:
             return None
         return entry_of(key, image.manifest, image.config, image)

@@ -1,45 +1,43 @@
-"""The ``pykaniko`` command: Kaniko's executor flags mapped onto build options.
+"""Kaniko's executor flags, parsed and mapped onto :class:`BuildOptions`.
 
 A job written for ``/kaniko/executor`` works by changing that one path: the same flag
 names (with their deprecated spellings), ``--flag=true|false`` for booleans, repeatable
-flags, and the ``KANIKO_*`` environment variables. This is the only module that reads
-``sys.argv``, prints, or exits.
+flags, and the ``KANIKO_*`` environment variables. The build machinery is imported only
+when options are made, so ``--help`` and bad flags answer at interpreter speed.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pykaniko import __version__
-from pykaniko.errors import ConfigError, PykanikoError, RegistryError
-from pykaniko.executor import (
-    BuildFinished,
-    BuildOptions,
-    Event,
-    ImagePushed,
-    LayerCreated,
-    Notice,
-    OutputOptions,
-    SecretSource,
-    StageSkipped,
-    StageStarted,
-    StepOutput,
-    StepStarted,
-)
-from pykaniko.image.platform import Platform, host_platform
-from pykaniko.registry import RegistryOptions
-from pykaniko.registry.mirrors import parse_registry_maps
-from pykaniko.snapshot import SnapshotMode
+from pykaniko.errors import ConfigError
 
-__all__ = ["main", "parse_args"]
+if TYPE_CHECKING:
+    from pykaniko.executor import BuildOptions, SecretSource
 
-log = logging.getLogger("pykaniko")
+__all__ = [
+    "LEVELS",
+    "SNAPSHOT_MODES",
+    "Parser",
+    "build_args",
+    "build_parser",
+    "client_certs",
+    "flag",
+    "options_from_args",
+    "pairs",
+    "parse_args",
+    "proxies",
+]
+
+SNAPSHOT_MODES = ("full", "redo", "time", "stat")
+"""The values of :class:`pykaniko.snapshot.SnapshotMode` (a test keeps them equal)."""
+
+LEVELS = ("panic", "fatal", "error", "warn", "warning", "info", "debug", "trace")
 
 _TRUE = {"true", "1", "yes", "t", "y", "on"}
 _FALSE = {"false", "0", "no", "f", "n", "off"}
@@ -54,12 +52,14 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse that raises a one-line :class:`ConfigError` instead of exiting."""
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(message, hint="see pykaniko --help")
 
 
-def _flag(p: argparse.ArgumentParser, *names: str, default: bool = False, help: str) -> None:
+def flag(p: argparse.ArgumentParser, *names: str, default: bool = False, help: str) -> None:
     """A boolean flag accepting ``--x``, ``--x=true`` and ``--x=false`` (pflag style)."""
     p.add_argument(
         *names, nargs="?", const=True, default=default, type=_bool, metavar="BOOL", help=help
@@ -67,7 +67,7 @@ def _flag(p: argparse.ArgumentParser, *names: str, default: bool = False, help: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="pykaniko",
         description="Build a container image from a Dockerfile without a Docker daemon "
         "(Kaniko-compatible flags).",
@@ -81,74 +81,92 @@ def build_parser() -> argparse.ArgumentParser:
     a("--git", action="append", default=[], metavar="KEY=VALUE", help="git context options")
     a("--build-arg", action="append", default=[], metavar="KEY[=VALUE]", help="build argument")
     a("--target", default=None, help="the stage to build (default: the last one)")
-    _flag(p, "--skip-unused-stages", help="build only stages the target needs")
-    a("--custom-platform", default="", help="os/arch[/variant] of the image")
+    flag(p, "--skip-unused-stages", help="build only stages the target needs")
+    a("--custom-platform", "--customPlatform", default="", help="os/arch[/variant] of the image")
     a("--label", action="append", default=[], metavar="KEY=VALUE", help="add a label")
     a("--annotation", action="append", default=[], metavar="KEY=VALUE", help="manifest annotation")
     a("--kaniko-dir", default=None, help="work directory (default /kaniko or a cache dir)")
-    _flag(p, "--force", help="accepted for compatibility")
+    flag(p, "--force", help="allow in-place builds outside a container")
+    a(
+        "--isolation", default="auto", choices=["auto", "chroot", "in-place"],
+        help="how RUN is isolated: chroot where namespaces work, in-place inside a container",
+    )  # fmt: skip
     a("-d", "--destination", action="append", default=[], help="image reference to push")
-    _flag(p, "--no-push", help="build without pushing")
-    _flag(p, "--no-push-cache", help="do not push cache layers")
+    flag(p, "--no-push", help="build without pushing")
+    flag(p, "--no-push-cache", help="do not push cache layers")
     a("--tar-path", "--tarPath", default=None, help="write a docker-archive tarball here")
     a("--oci-layout-path", default=None, help="write an OCI image layout here")
     a("--digest-file", default=None, help="write the image digest here")
     a("--image-name-with-digest-file", default=None, help="write repo@digest lines here")
     a("--image-name-tag-with-digest-file", default=None, help="write repo:tag@digest lines")
     a("--push-retry", type=int, default=0, help="extra push attempts per destination")
-    _flag(p, "--push-ignore-immutable-tag-errors", help="treat immutable-tag errors as success")
-    _flag(p, "--skip-push-permission-check", help="skip the up-front push permission probe")
-    _flag(p, "--reproducible", help="clamp timestamps (SOURCE_DATE_EPOCH or 0)")
+    flag(p, "--push-ignore-immutable-tag-errors", help="treat immutable-tag errors as success")
+    flag(p, "--skip-push-permission-check", help="skip the up-front push permission probe")
+    flag(p, "--reproducible", help="clamp timestamps (SOURCE_DATE_EPOCH or 0)")
     a("--compression", default="gzip", choices=["gzip", "zstd"], help="layer compression")
     a("--compression-level", type=int, default=-1, help="compression level (-1: default)")
-    _flag(p, "--cleanup", help="accepted: pykaniko always removes its build directory")
-    _flag(p, "--force-build-metadata", help="add a layer even for metadata-only steps")
-    _flag(p, "--cache", help="use the layer cache")
+    flag(p, "--cleanup", help="accepted: pykaniko always removes its build directory")
+    flag(p, "--force-build-metadata", help="add a layer even for metadata-only steps")
+    flag(p, "--cache", help="use the layer cache")
     a("--cache-repo", default="", help="repository for cache layers")
-    a("--cache-dir", default="/cache", help="local base-image cache directory")
+    a("--cache-dir", default="/cache", help="base-image cache (see pykaniko warmer)")
     a("--cache-ttl", default="336h", help="cache entry lifetime")
-    _flag(p, "--cache-run-layers", default=True, help="cache RUN layers")
-    _flag(p, "--cache-copy-layers", help="cache COPY layers")
-    _flag(p, "--compressed-caching", default=True, help="accepted for compatibility")
+    flag(p, "--cache-run-layers", default=True, help="cache RUN layers")
+    flag(p, "--cache-copy-layers", help="cache COPY layers")
+    flag(p, "--compressed-caching", default=True, help="accepted for compatibility")
     a(
         "--snapshot-mode", "--snapshotMode", default="full",
-        choices=[m.value for m in SnapshotMode], help="how changes are detected",
+        choices=SNAPSHOT_MODES, help="how changes are detected",
     )  # fmt: skip
-    _flag(p, "--single-snapshot", help="one layer per stage")
-    _flag(p, "--use-new-run", help="stat-walk RUN change detection")
+    flag(p, "--single-snapshot", help="one layer per stage")
+    flag(p, "--use-new-run", help="stat-walk RUN change detection")
     a("--ignore-path", action="append", default=[], help="path left out of snapshots")
-    _flag(p, "--ignore-var-run", "--whitelist-var-run", default=True, help="ignore /var/run")
+    flag(p, "--ignore-var-run", "--whitelist-var-run", default=True, help="ignore /var/run")
     a("--image-fs-extract-retry", type=int, default=0, help="accepted for compatibility")
-    _flag(p, "--insecure", help="plain HTTP for push destinations")
-    _flag(p, "--insecure-pull", help="plain HTTP for pulls")
+    flag(p, "--insecure", help="plain HTTP for push destinations")
+    flag(p, "--insecure-pull", help="plain HTTP for pulls")
     a("--insecure-registry", action="append", default=[], help="plain HTTP for a registry")
-    _flag(p, "--skip-tls-verify", help="do not verify TLS for pushes (and pulls, as Kaniko)")
-    _flag(p, "--skip-tls-verify-pull", help="do not verify TLS for pulls")
+    flag(p, "--skip-tls-verify", help="do not verify TLS for pushes (and pulls, as Kaniko)")
+    flag(p, "--skip-tls-verify-pull", help="do not verify TLS for pulls")
     a("--skip-tls-verify-registry", action="append", default=[], help="per-registry no-verify")
     a("--registry-certificate", action="append", default=[], metavar="REG=CA.pem")
     a("--registry-client-cert", action="append", default=[], metavar="REG=CERT,KEY")
     a("--registry-mirror", action="append", default=[], help="Docker Hub mirror")
     a("--registry-map", action="append", default=[], metavar="ORIG=NEW[/PREFIX]")
-    _flag(p, "--skip-default-registry-fallback", help="never fall back to the original")
-    a("--image-download-retry", type=int, default=0, help="extra pull attempts")
+    flag(p, "--skip-default-registry-fallback", help="never fall back to the original")
+    a(
+        "--image-download-retry", type=int, default=None,
+        help="extra attempts for a pulled blob or manifest that breaks off or arrives wrong "
+        "(default 3)",
+    )  # fmt: skip
     a(
         "-v",
         "--verbosity",
         default="info",
-        choices=sorted(_LEVELS),
+        choices=LEVELS,
         metavar="LEVEL",
         help="panic|fatal|error|warn|info|debug|trace",
     )
     a("--log-format", default="color", choices=["color", "text", "json"], help="color|text|json")
-    _flag(p, "--log-timestamp", help="prefix log lines with a timestamp")
+    flag(p, "--log-timestamp", help="full timestamps instead of seconds since the start")
+    a("--summary-file", default=None, metavar="FILE", help="write the build summary here (JSON)")
     a("--azure-container-registry-config", default="", help=argparse.SUPPRESS)
     a("--secret", action="append", default=[], metavar="id=ID,src=PATH|env=VAR")
-    _flag(p, "--dry-run", help="print the build plan and exit")
+    a(
+        "--secret-check",
+        default="error",
+        choices=["error", "warn", "off"],
+        help="search every new layer, the config and the cache images for the values of "
+        "--secret, served secrets and the registry credentials used (raw and base64; "
+        "values shorter than 8 bytes are not searched): error (default) fails the build "
+        "before any push, warn pushes with a warning",
+    )
+    flag(p, "--dry-run", help="print the build plan and exit")
     a("--version", action="version", version=f"pykaniko {__version__}")
     return p
 
 
-def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
+def pairs(values: Sequence[str], flag: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values:
         key, sep, val = value.partition("=")
@@ -158,7 +176,7 @@ def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
     return out
 
 
-def _build_args(values: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+def build_args(values: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values:
         key, sep, val = value.partition("=")
@@ -171,7 +189,7 @@ def _build_args(values: Sequence[str], env: Mapping[str, str]) -> dict[str, str]
     return out
 
 
-def _proxies(env: Mapping[str, str]) -> dict[str, str]:
+def proxies(env: Mapping[str, str]) -> dict[str, str]:
     """The usual proxy variables (either case), as Go programs such as Kaniko honour them."""
     out: dict[str, str] = {}
     for key in ("http", "https", "no"):
@@ -181,7 +199,20 @@ def _proxies(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def client_certs(values: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``--registry-client-cert REG=CERT,KEY`` values by registry."""
+    out: dict[str, tuple[str, str]] = {}
+    for reg, pair in pairs(values, "--registry-client-cert").items():
+        cert, _, key = pair.partition(",")
+        if not key:
+            raise ConfigError(f"--registry-client-cert={reg}={pair}: expected REG=CERT,KEY")
+        out[reg] = (cert, key)
+    return out
+
+
 def _secrets(values: Sequence[str]) -> tuple[SecretSource, ...]:
+    from pykaniko.executor import SecretSource
+
     out: list[SecretSource] = []
     for value in values:
         fields = dict(part.partition("=")[::2] for part in value.split(",") if part)
@@ -228,14 +259,34 @@ def _dockerfile(text: str, context: Path) -> Path:
 
 
 def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOptions:
+    from pykaniko.executor import BuildOptions, OutputOptions
+    from pykaniko.executor.cache import parse_ttl
+    from pykaniko.image.platform import Platform, host_platform
+    from pykaniko.registry import RegistryOptions
+    from pykaniko.registry.mirrors import parse_registry_maps
+    from pykaniko.registry.options import DEFAULT_IMAGE_DOWNLOAD_RETRY
+    from pykaniko.snapshot import SnapshotMode
+
+    if ns.isolation == "in-place":
+        raise ConfigError(
+            "--isolation=in-place: not available in this version",
+            hint="use --isolation=chroot (or auto)",
+        )
     context = _context(ns.context, ns.context_sub_path)
     no_push = bool(ns.no_push or ns.dry_run) or env.get("KANIKO_NO_PUSH", "").lower() in _TRUE
+    for name in ("digest_file", "image_name_with_digest_file", "image_name_tag_with_digest_file"):
+        value = getattr(ns, name) or ""
+        if value.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--{name.replace('_', '-')}={value}: uploading to a URL is not supported",
+                hint="write a local file and upload it in the next job step",
+            )
     if ns.bucket:
         raise ConfigError(
             f"--bucket={ns.bucket}: bucket build contexts are not supported",
             hint="download and unpack the context into a directory first",
         )
-    _pairs(ns.git, "--git")
+    pairs(ns.git, "--git")
     # as Kaniko: the environment variables add to the flags
     mirrors = list(ns.registry_mirror)
     if env.get("KANIKO_REGISTRY_MIRROR"):
@@ -243,12 +294,6 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
     maps = list(ns.registry_map)
     if env.get("KANIKO_REGISTRY_MAP"):
         maps.append(env["KANIKO_REGISTRY_MAP"])
-    client_certs: dict[str, tuple[str, str]] = {}
-    for reg, pair in _pairs(ns.registry_client_cert, "--registry-client-cert").items():
-        cert, _, key = pair.partition(",")
-        if not key:
-            raise ConfigError(f"--registry-client-cert={reg}={pair}: expected REG=CERT,KEY")
-        client_certs[reg] = (cert, key)
     registry = RegistryOptions(
         insecure=ns.insecure,
         insecure_pull=ns.insecure_pull,
@@ -256,15 +301,22 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         skip_tls_verify=ns.skip_tls_verify,
         skip_tls_verify_pull=ns.skip_tls_verify_pull,
         skip_tls_verify_registries=tuple(ns.skip_tls_verify_registry),
-        registry_certificates=_pairs(ns.registry_certificate, "--registry-certificate"),
-        registry_client_certs=client_certs,
+        registry_certificates=pairs(ns.registry_certificate, "--registry-certificate"),
+        registry_client_certs=client_certs(ns.registry_client_cert),
         mirrors=tuple(mirrors),
         registry_maps=parse_registry_maps(maps),
         skip_default_registry_fallback=ns.skip_default_registry_fallback,
-        image_download_retry=ns.image_download_retry,
+        image_download_retry=(
+            DEFAULT_IMAGE_DOWNLOAD_RETRY
+            if ns.image_download_retry is None
+            else ns.image_download_retry
+        ),
         push_retry=ns.push_retry,
         skip_push_permission_check=ns.skip_push_permission_check,
-        proxies=_proxies(env),
+        proxies=proxies(env),
+        # Kaniko's base-image cache, filled by `pykaniko warmer`: read only with --cache
+        base_cache_dir=Path(ns.cache_dir) if ns.cache and ns.cache_dir else None,
+        base_cache_ttl=parse_ttl(ns.cache_ttl) if ns.cache else 0.0,
     )
     outputs = OutputOptions(
         destinations=tuple(ns.destination),
@@ -283,15 +335,15 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         compression_level=ns.compression_level if ns.compression_level > 0 else None,
         reproducible=ns.reproducible,
         push_ignore_immutable_tag_errors=ns.push_ignore_immutable_tag_errors,
-        annotations=_pairs(ns.annotation, "--annotation"),
+        annotations=pairs(ns.annotation, "--annotation"),
     )
     return BuildOptions(
         context=context,
         dockerfile=_dockerfile(ns.dockerfile, context),
         outputs=outputs,
         target=ns.target,
-        build_args=_build_args(ns.build_arg, env),
-        labels=_pairs(ns.label, "--label"),
+        build_args=build_args(ns.build_arg, env),
+        labels=pairs(ns.label, "--label"),
         skip_unused_stages=ns.skip_unused_stages,
         platform=Platform.parse(ns.custom_platform) if ns.custom_platform else host_platform(),
         snapshot_mode=SnapshotMode(ns.snapshot_mode),
@@ -310,6 +362,7 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         cache_run_layers=ns.cache_run_layers,
         cache_copy_layers=ns.cache_copy_layers,
         push_cache=not ns.no_push_cache,
+        secret_check=ns.secret_check,
     )
 
 
@@ -321,111 +374,3 @@ def parse_args(
         args = ["--version"]
     ns = build_parser().parse_args(args)
     return ns, options_from_args(ns, env)
-
-
-class _Renderer:
-    """Turns build events into Kaniko-like log lines."""
-
-    def __init__(self, *, timestamps: bool) -> None:
-        self.timestamps = timestamps
-
-    def __call__(self, event: Event) -> None:
-        match event:
-            case StageStarted(index=i, name=name, base=base):
-                log.info("Building stage %s%s from %s", i, f" ({name})" if name else "", base)
-            case StageSkipped(index=i, name=name, reason=reason):
-                log.info("Skipping stage %s%s: %s", i, f" ({name})" if name else "", reason)
-            case StepStarted(number=n, total=t, text=text):
-                log.info("[%d/%d] %s", n, t, text)
-            case StepOutput(line=line):
-                print(line, flush=True)
-            case LayerCreated(digest=d, size=size, entries=n, seconds=s):
-                log.info("Layer %s: %d entries, %.1f MB, %.2fs", d[:19], n, size / 1e6, s)
-            case ImagePushed(reference=ref, digest=d):
-                log.info("Pushed %s@%s", ref, d)
-            case Notice(level=level, message=message):
-                log.log(logging.WARNING if level == "warning" else logging.INFO, "%s", message)
-            case BuildFinished(digest=d, seconds=s):
-                log.info("Built %s in %.1fs", d, s)
-
-
-_LEVELS = {
-    "panic": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-    "error": logging.ERROR,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-    "trace": logging.DEBUG,
-}
-
-
-def _setup_logging(verbosity: str, timestamps: bool) -> None:
-    fmt = "%(asctime)s %(levelname)s %(message)s" if timestamps else "%(levelname)s %(message)s"
-    logging.basicConfig(level=_LEVELS.get(verbosity, logging.INFO), format=fmt, stream=sys.stderr)
-
-
-def _report(err: PykanikoError) -> int:
-    line = str(err)
-    if isinstance(err, RegistryError) and err.registry and err.registry not in line:
-        line = f"{line} (registry {err.registry})"
-    print(f"error: {line}", file=sys.stderr)
-    return err.exit_status
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from pykaniko.api import build
-
-    args = sys.argv[1:] if argv is None else list(argv)
-    env = dict(os.environ)
-    debug = any(
-        a in ("-v=debug", "--verbosity=debug", "-v=trace", "--verbosity=trace") for a in args
-    )
-    try:
-        ns, options = parse_args(args, env)
-    except PykanikoError as err:
-        return _report(err)
-    except SystemExit as exc:  # --help / --version
-        return int(exc.code or 0)
-    debug = debug or ns.verbosity in ("debug", "trace")
-    _setup_logging(ns.verbosity, ns.log_timestamp)
-    if ns.cache and ns.cache_dir != "/cache":
-        log.warning("--cache-dir: the local base-image cache is not used in this version")
-    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        result = build(options, on_event=_Renderer(timestamps=ns.log_timestamp), env=env)
-    except PykanikoError as err:
-        if debug:
-            log.exception("build failed")
-        return _report(err)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except _Terminated as exc:
-        print(f"error: stopped by signal {exc.signum}", file=sys.stderr)
-        return 128 + exc.signum
-    except Exception as exc:  # a bug of ours: one line, the traceback only when asked
-        if debug:
-            log.exception("internal error")
-        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 70
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if options.dry_run:
-        print(result.plan_text, end="" if result.plan_text.endswith("\n") else "\n")
-    return 0
-
-
-class _Terminated(BaseException):
-    """SIGTERM/SIGHUP, raised in the main thread so every cleanup handler runs."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _terminate(signum: int, frame: object) -> None:
-    del frame
-    raise _Terminated(signum)
