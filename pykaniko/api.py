@@ -1,7 +1,8 @@
 """The embeddable library: ``build(options, on_event=..., cancel=...) -> BuildResult``.
 
 Wires the default collaborators (registry client with the Docker config keychain, the
-chroot sandbox) and leaves every one of them replaceable by keyword. Around the
+isolation ``options.isolation`` asks for) and leaves every one of them replaceable by
+keyword. Around the
 executor it adds what needs no executor change: the closing summary (collected from
 the event stream), phase times for registry work, and cancellation from another thread.
 """
@@ -22,23 +23,26 @@ from pykaniko.errors import BuildCancelledError, PykanikoError
 from pykaniko.executor import (
     BuildOptions,
     BuildResult,
-    ChrootSandbox,
     Event,
     EventSink,
+    Isolation,
     Notice,
-    Sandbox,
 )
 from pykaniko.executor import build as _run_build
 from pykaniko.executor.cache import cache_repository
 from pykaniko.executor.events import BlobProgress, BuildFinished, ImagePushed, PhaseTimed
 from pykaniko.executor.isolation import RunSpec
+from pykaniko.executor.options import absolute_paths
+from pykaniko.executor.state import StageOutput
 from pykaniko.executor.summary import SummaryCollector
+from pykaniko.executor.workspace import Workspace
 from pykaniko.image.blobstore import BlobStore
 from pykaniko.image.manifest import Descriptor, Manifest
 from pykaniko.image.platform import Platform
 from pykaniko.image.reference import Reference, parse_reference
 from pykaniko.registry import Keychain, PulledImage, RegistryClient, default_keychain
 from pykaniko.registry.options import RegistryOptions
+from pykaniko.snapshot import IgnoreList
 
 __all__ = ["Cancellation", "build"]
 
@@ -58,7 +62,7 @@ def build(
     *,
     on_event: EventSink | None = None,
     registry: RegistryClient | None = None,
-    sandbox: Sandbox | None = None,
+    isolation: Isolation | None = None,
     env: Mapping[str, str] | None = None,
     cancel: Cancellation | None = None,
 ) -> BuildResult:
@@ -69,8 +73,10 @@ def build(
     ``cancel`` (from any thread) stops the build at the next check: a running RUN is
     killed, the work directory is removed and :class:`BuildCancelledError` is raised.
     The result's ``summary`` is made from the same events ``on_event`` receives.
+    ``isolation`` replaces the one ``options.isolation`` would choose.
     """
     environ = dict(os.environ if env is None else env)
+    options = absolute_paths(options)  # an in-place build works from /
     user_sink = on_event or _ignore
     collector = SummaryCollector()
     guard = _Guard(cancel)
@@ -90,12 +96,17 @@ def build(
         guard=guard,
         cache_repo=_cache_repo(options),
     )
-    runner: Sandbox = sandbox or ChrootSandbox()
-    if cancel is not None:
-        runner = _CancellableSandbox(runner, guard)
+    wrap = None if cancel is None else (lambda inner: _CancellableIsolation(inner, guard))
     watcher = guard.watch()
     try:
-        result = _run_build(options, registry=client, sandbox=runner, events=events, env=environ)
+        result = _run_build(
+            options,
+            registry=client,
+            isolation=isolation,
+            wrap_isolation=wrap,
+            events=events,
+            env=environ,
+        )
     finally:
         watcher.stop()
         if registry is None:
@@ -197,12 +208,38 @@ def _children(tid: int) -> set[int]:
     return {int(pid) for pid in text.split()}
 
 
-class _CancellableSandbox:
-    """A sandbox whose RUN the guard can kill; a killed RUN reports the cancellation."""
+class _CancellableIsolation:
+    """An isolation whose RUN the guard can kill (the chroot helper and the in-place
+    command both lead a process group); a killed RUN reports the cancellation."""
 
-    def __init__(self, inner: Sandbox, guard: _Guard) -> None:
+    def __init__(self, inner: Isolation, guard: _Guard) -> None:
         self.inner = inner
         self.guard = guard
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def begin(self) -> None:
+        self.inner.begin()
+
+    def ignore_paths(self) -> tuple[str, ...]:
+        return self.inner.ignore_paths()
+
+    def extraction_ignore(self, ignore: IgnoreList) -> IgnoreList:
+        return self.inner.extraction_ignore(ignore)
+
+    def host_dirs(self) -> tuple[str, ...]:
+        return self.inner.host_dirs()
+
+    def acquire(self, out: StageOutput, workspace: Workspace) -> Path:
+        return self.inner.acquire(out, workspace)
+
+    def take_over(self, base: StageOutput, out: StageOutput, workspace: Workspace) -> bool:
+        return self.inner.take_over(base, out, workspace)
+
+    def release(self, out: StageOutput, workspace: Workspace) -> None:
+        self.inner.release(out, workspace)
 
     def run(self, spec: RunSpec, *, output: Callable[[bytes], None] | None = None) -> int:
         self.guard.check()

@@ -86,10 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--label", action="append", default=[], metavar="KEY=VALUE", help="add a label")
     a("--annotation", action="append", default=[], metavar="KEY=VALUE", help="manifest annotation")
     a("--kaniko-dir", default=None, help="work directory (default /kaniko or a cache dir)")
-    flag(p, "--force", help="allow in-place builds outside a container")
+    flag(p, "--force", help="allow --isolation=in-place where no container is detected")
     a(
         "--isolation", default="auto", choices=["auto", "chroot", "in-place"],
-        help="how RUN is isolated: chroot where namespaces work, in-place inside a container",
+        help="how RUN is isolated (buildah's flag name): chroot (a rootfs directory per "
+        "stage, namespaces), in-place (Kaniko's mode: the container's own /, for "
+        "unprivileged containers) or auto (chroot where namespaces work, else in-place "
+        "inside a container)",
     )  # fmt: skip
     a("-d", "--destination", action="append", default=[], help="image reference to push")
     flag(p, "--no-push", help="build without pushing")
@@ -267,11 +270,6 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
     from pykaniko.registry.options import DEFAULT_IMAGE_DOWNLOAD_RETRY
     from pykaniko.snapshot import SnapshotMode
 
-    if ns.isolation == "in-place":
-        raise ConfigError(
-            "--isolation=in-place: not available in this version",
-            hint="use --isolation=chroot (or auto)",
-        )
     context = _context(ns.context, ns.context_sub_path)
     no_push = bool(ns.no_push or ns.dry_run) or env.get("KANIKO_NO_PUSH", "").lower() in _TRUE
     for name in ("digest_file", "image_name_with_digest_file", "image_name_tag_with_digest_file"):
@@ -363,6 +361,8 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         cache_copy_layers=ns.cache_copy_layers,
         push_cache=not ns.no_push_cache,
         secret_check=ns.secret_check,
+        isolation=ns.isolation,
+        force=ns.force,
     )
 
 

@@ -1,5 +1,6 @@
-"""Runs a build plan: stage builder, instruction steps, the chroot sandbox (the only
-place that forks, chroots or mounts) and the build's work directory.
+"""Runs a build plan: stage builder, instruction steps, the two isolation modes of RUN
+(chroot and in-place; the only places that fork, chroot or mount) and the build's work
+directory.
 
 May import ``pykaniko.dockerfile``, ``pykaniko.image``, ``pykaniko.registry``,
 ``pykaniko.snapshot`` and ``pykaniko.errors``; never ``api`` or ``cli``.
@@ -18,22 +19,25 @@ from pykaniko.executor.events import (
     StepOutput,
     StepStarted,
 )
-from pykaniko.executor.isolation import Sandbox
-from pykaniko.executor.isolation.chroot import ChrootSandbox
+from pykaniko.executor.isolation import Isolation, IsolationMode
+from pykaniko.executor.isolation.chroot import ChrootIsolation
+from pykaniko.executor.isolation.inplace import InPlaceIsolation
 from pykaniko.executor.options import BuildOptions, OutputOptions, SecretSource
 
 __all__ = [
     "BuildFinished",
     "BuildOptions",
     "BuildResult",
-    "ChrootSandbox",
+    "ChrootIsolation",
     "Event",
     "EventSink",
     "ImagePushed",
+    "InPlaceIsolation",
+    "Isolation",
+    "IsolationMode",
     "LayerCreated",
     "Notice",
     "OutputOptions",
-    "Sandbox",
     "SecretSource",
     "StageSkipped",
     "StageStarted",

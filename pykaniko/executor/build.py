@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,9 +55,11 @@ from pykaniko.executor.events import (
     StageSkipped,
     StageStarted,
 )
-from pykaniko.executor.isolation import Sandbox
+from pykaniko.executor.isolation import Isolation
+from pykaniko.executor.isolation.chroot import ChrootIsolation
+from pykaniko.executor.isolation.select import choose_isolation, read_mountinfo
 from pykaniko.executor.leakcheck import LeakGuard
-from pykaniko.executor.options import BuildOptions
+from pykaniko.executor.options import BuildOptions, absolute_paths
 from pykaniko.executor.oserrors import PathMap, disk_full, from_os_error, is_disk_full
 from pykaniko.executor.prepare import PreparedStage, prepare_stage, scratch_config
 from pykaniko.executor.roots import PartialRoots
@@ -136,13 +138,6 @@ def _created(options: BuildOptions, env: Mapping[str, str]) -> tuple[str, int | 
     return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), None
 
 
-def _mountinfo() -> str:
-    try:
-        return Path("/proc/self/mountinfo").read_text()
-    except OSError:
-        return ""
-
-
 class _Build:
     """One build: prepares every stage up front (bases pulled in parallel), computes the
     cache keys and starts the probes, then builds the stages in order."""
@@ -153,15 +148,19 @@ class _Build:
         plan: BuildPlan,
         *,
         registry: RegistryClient,
-        sandbox: Sandbox,
+        isolation: Isolation,
         events: EventSink,
         workspace: Workspace,
         env: Mapping[str, str],
         created: tuple[str, int | None],
+        mountinfo: str,
+        notices: Sequence[Notice] = (),
         cache: LayerCache | None = None,
         leaks: LeakGuard | None = None,
     ) -> None:
         self.cache = cache
+        self.notices = list(notices)
+        self.isolation = isolation
         self.leaks = leaks
         self.options = options
         self.plan = plan
@@ -182,11 +181,11 @@ class _Build:
             dockerfile=plan.dockerfile,
             workspace=workspace,
             registry=registry,
-            sandbox=sandbox,
+            isolation=isolation,
             events=events,
             created=created[0],
             mtime_clamp=created[1],
-            mountinfo=_mountinfo(),
+            mountinfo=mountinfo,
             context_ignored=ignore.matches if ignore is not None and not ignore.is_empty else None,
             context_has_exceptions=ignore is not None and ignore.has_exclusions,
             resolve_from=plan.resolve_from,
@@ -394,6 +393,9 @@ class _Build:
                 case ScratchBase():
                     label = "scratch"
             self.events(StageStarted(stage.index, stage.name, label))
+            for notice in self.notices:  # the isolation, once the first stage is under way
+                self.events(notice)
+            self.notices = []
             take_over = (
                 base_out is not None
                 and self.last_use.get(base_out.index) == pos
@@ -422,8 +424,7 @@ class _Build:
             if out.rootfs is not None and self.last_use.get(index, -1) <= pos:
                 if index == self.plan.target_index:
                     continue
-                self.workspace.remove(out.rootfs.parent)
-                out.rootfs, out.snapshotter = None, None
+                self.isolation.release(out, self.workspace)
 
 
 def _platform(platform: str | None, options: BuildOptions) -> Platform:
@@ -453,19 +454,32 @@ def build(
     options: BuildOptions,
     *,
     registry: RegistryClient,
-    sandbox: Sandbox,
     events: EventSink,
     env: Mapping[str, str],
+    isolation: Isolation | None = None,
+    wrap_isolation: Callable[[Isolation], Isolation] | None = None,
 ) -> BuildResult:
     """Build the image ``options`` describe and deliver it to every requested output.
 
     ``env`` is the only environment the build reads (``SOURCE_DATE_EPOCH``, secrets
-    given as ``--secret id=X,env=VAR``).
+    given as ``--secret id=X,env=VAR``, ``PYKANIKO_IGNORE_PATHS``). ``isolation`` is
+    chosen from ``options.isolation`` unless given; ``wrap_isolation`` lets the caller
+    intercept it (the api's cancellation kills a running RUN through it).
     """
     started = time.monotonic()
     plan = load_plan(options)
     if options.dry_run and not options.cache:
         return BuildResult("", None, b"", (), render_plan(plan), time.monotonic() - started)
+    options = absolute_paths(options)
+    mountinfo = read_mountinfo()
+    notices: tuple[Notice, ...] = ()
+    if options.dry_run:  # --dry-run --cache: keys and probes only, nothing runs
+        isolation = isolation or ChrootIsolation()
+    elif isolation is None:
+        choice = choose_isolation(options, env, mountinfo)
+        isolation, notices = choice.isolation, choice.notices()
+    if wrap_isolation is not None:
+        isolation = wrap_isolation(isolation)
     created = _created(options, env)
     refs = [parse_reference(d) for d in options.outputs.destinations]
     if refs and not options.outputs.no_push and not options.dry_run:
@@ -505,17 +519,20 @@ def build(
             options,
             plan,
             registry=registry,
-            sandbox=sandbox,
+            isolation=isolation,
             events=events,
             workspace=workspace,
             env=env,
             created=created,
+            mountinfo=mountinfo,
+            notices=notices,
             cache=cache,
             leaks=leaks,
         )
         if options.dry_run:
             text = render_plan(plan, notes=runner.predict())
             return BuildResult("", None, b"", (), text, time.monotonic() - started)
+        isolation.begin()
         final = runner.run()
         manifest, config_raw = assemble(final, options, created[0], workspace.store.put_bytes)
         digest = manifest.digest

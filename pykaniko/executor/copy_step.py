@@ -65,6 +65,10 @@ def copy_step(state: StageState, instr: Copy | Add) -> None:
         exclude=instr.exclude,
         parents=isinstance(instr, Copy) and instr.parents,
     )
+    try:
+        state.check_destination(clean_abs(instr.dest, workdir), what)
+    except BuildError as exc:
+        raise BuildError(exc.message, hint=exc.hint, location=instr.location) from exc
     total = len(instr.sources) + len(instr.heredocs)
     if total > 1 and not instr.dest.endswith("/"):
         req = replace(req, dest=instr.dest + "/")

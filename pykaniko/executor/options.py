@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from pykaniko.errors import ConfigError
+from pykaniko.executor.isolation import IsolationMode
 from pykaniko.image.layerfile import Compression
 from pykaniko.image.platform import Platform, host_platform
 from pykaniko.registry.options import RegistryOptions
 from pykaniko.snapshot import SnapshotMode
 
-__all__ = ["BuildOptions", "OutputOptions", "SecretCheck", "SecretSource"]
+__all__ = ["BuildOptions", "OutputOptions", "SecretCheck", "SecretSource", "absolute_paths"]
 
 SecretCheck = Literal["error", "warn", "off"]
 
@@ -84,11 +86,56 @@ class BuildOptions:
     cache_copy_layers: bool = False
     push_cache: bool = True
     secret_check: SecretCheck = "error"  # noqa: S105  a mode, not a password
+    # how RUN is isolated (chroot or in-place; auto picks); force allows in-place
+    # outside a detected container
+    isolation: IsolationMode = "auto"
+    force: bool = False
 
     def __post_init__(self) -> None:
         if self.secret_check not in ("error", "warn", "off"):
             raise ConfigError(f"--secret-check={self.secret_check}: expected error, warn or off")
+        if self.isolation not in ("auto", "chroot", "in-place"):
+            raise ConfigError(f"--isolation={self.isolation}: expected auto, chroot or in-place")
         if not self.context.is_dir():
             raise ConfigError(f"--context={self.context}: not a directory")
         if not self.dockerfile.is_file():
             raise ConfigError(f"--dockerfile={self.dockerfile}: no such file")
+
+
+def _abs(path: Path | None) -> Path | None:
+    return None if path is None else Path(os.path.abspath(path))
+
+
+def absolute_paths(options: BuildOptions) -> BuildOptions:
+    """``options`` with every local path made absolute (symlinks kept): an in-place
+    build works from ``/``, as Kaniko does."""
+    o = options.outputs
+    outputs = replace(
+        o,
+        tar_path=_abs(o.tar_path),
+        oci_layout_path=_abs(o.oci_layout_path),
+        digest_file=_abs(o.digest_file),
+        image_name_with_digest_file=_abs(o.image_name_with_digest_file),
+        image_name_tag_with_digest_file=_abs(o.image_name_tag_with_digest_file),
+    )
+    r = options.registry
+    registry = replace(
+        r,
+        registry_certificates={k: os.path.abspath(v) for k, v in r.registry_certificates.items()},
+        registry_client_certs={
+            k: (os.path.abspath(c), os.path.abspath(key))
+            for k, (c, key) in r.registry_client_certs.items()
+        },
+    )
+    secrets = tuple(
+        replace(s, path=os.path.abspath(s.path)) if s.path else s for s in options.secrets
+    )
+    return replace(
+        options,
+        context=Path(os.path.abspath(options.context)),
+        dockerfile=Path(os.path.abspath(options.dockerfile)),
+        work_dir=Path(os.path.abspath(options.work_dir)),
+        outputs=outputs,
+        registry=registry,
+        secrets=secrets,
+    )

@@ -34,7 +34,7 @@ from pykaniko.dockerfile import (
     Volume,
     Workdir,
 )
-from pykaniko.errors import BuildError, ImageError, PykanikoError
+from pykaniko.errors import BuildCancelledError, BuildError, ImageError, PykanikoError
 from pykaniko.executor.cache import StageKeys
 from pykaniko.executor.copy_step import copy_step
 from pykaniko.executor.events import StepFinished, StepStarted
@@ -86,7 +86,9 @@ def _run_all(state: StageState, prepared: PreparedStage) -> None:
             operation = short_step(instr.original, 60)
             raise from_os_error(exc, operation, state.path_map(), location=instr.location) from exc
         except PykanikoError as exc:
-            if exc.location is None:  # from the layer, snapshot or registry code below
+            # from the layer, snapshot or registry code below; a cancellation is the
+            # caller's, not the step's
+            if exc.location is None and not isinstance(exc, BuildCancelledError):
                 exc.location = instr.location
             raise
         state.ctx.events(StepFinished(state.index, step.number, time.monotonic() - began))
@@ -198,9 +200,13 @@ def build_stage(
             sources=list(base.sources),
             scope=None,
         )
-        if take_over and base.rootfs is not None:
-            out.rootfs, out.snapshotter, out.pending = base.rootfs, base.snapshotter, base.pending
-            base.rootfs, base.snapshotter, base.pending = None, None, []
+        held = base.pending
+        if (
+            take_over
+            and base.rootfs is not None
+            and ctx.isolation.take_over(base, out, ctx.workspace)
+        ):
+            out.pending, base.pending = held, []  # the layers its rootfs still lacked
         else:
             diff_ids = base.config.diff_ids
             out.pending = [

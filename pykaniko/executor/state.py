@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -32,11 +34,11 @@ from pykaniko.dockerfile import (
     StageScope,
     Workdir,
 )
-from pykaniko.errors import ImageError
+from pykaniko.errors import BuildError, ImageError
 from pykaniko.executor.cache import CacheEntry, LayerCache, StageKeys
 from pykaniko.executor.events import CacheChecked, EventSink, LayerCreated, Notice
 from pykaniko.executor.fsutil import resolve_in_root
-from pykaniko.executor.isolation import Sandbox
+from pykaniko.executor.isolation import Isolation
 from pykaniko.executor.leakcheck import LeakGuard, Origin, ScanningSink
 from pykaniko.executor.options import BuildOptions
 from pykaniko.executor.oserrors import PathMap, from_os_error
@@ -110,7 +112,7 @@ class StageContext:
     dockerfile: Dockerfile
     workspace: Workspace
     registry: RegistryClient
-    sandbox: Sandbox
+    isolation: Isolation
     events: EventSink
     created: str
     mtime_clamp: int | None
@@ -156,7 +158,7 @@ class StageState:
         return build_ignore_list(
             rootfs=self.fs_root,
             mountinfo=self.ctx.mountinfo,
-            extra_paths=o.ignore_paths,
+            extra_paths=(*o.ignore_paths, *self.ctx.isolation.ignore_paths()),
             volumes=self.volumes,
             ignore_var_run=o.ignore_var_run,
             work_dir=self.ctx.workspace.root,
@@ -165,22 +167,30 @@ class StageState:
     @property
     def fs_root(self) -> Path:
         if self.out.rootfs is None:
-            self.out.rootfs = self.ctx.workspace.rootfs(self.index)
+            self.out.rootfs = self.ctx.isolation.acquire(self.out, self.ctx.workspace)
         return self.out.rootfs
+
+    def extract_into(self, snap: Snapshotter) -> Callable[..., ExtractReport]:
+        """``snap.extract`` with what the isolation says extraction must leave alone."""
+        return partial(snap.extract, ignore=self.ctx.isolation.extraction_ignore(snap.ignore))
 
     def ensure_fs(self) -> Snapshotter:
         """The rootfs, with every pending layer applied (each blob verified first)."""
         out = self.out
         if out.snapshotter is None:
+            fresh = out.rootfs is None  # acquired empty: the extraction is the baseline
             out.snapshotter = Snapshotter(
                 self.fs_root, mode=self.ctx.options.snapshot_mode, ignore=self.ignore_list()
             )
-            if not out.pending:
+            if not out.pending or not fresh:  # a tree taken over as it is
                 out.snapshotter.take_baseline()
         snap = out.snapshotter
         if out.pending:
-            self._apply(out.pending, snap.extract)
+            self._apply(out.pending, self.extract_into(snap))
             snap.settle()
+            own = self.ctx.isolation.host_dirs()
+            if own:
+                snap.diff(own)  # into the baseline as they are: they are not the image's
             out.pending = []
         return snap
 
@@ -220,15 +230,14 @@ class StageState:
             return False
         log.debug("stage %d step %d: unpacking only %s", self.index, self.number, wanted)
         root = self.fs_root
+        keep = self.ctx.isolation.extraction_ignore(self.ignore_list())
 
         def apply(stream: BinaryIO, *, what: str) -> ExtractReport:
             # prefixes resolved once per layer, through the symlinks of the layers below
             # (a file missed through a link made in the same layer is merely invisible
             # to the step's diff, before and after alike: its layer stays right)
             select = literal_prefixes(real_prefixes(root, wanted))
-            return extract_layer(
-                stream, root, ignore=IgnoreList.of(), what=what, select=select
-            ).report
+            return extract_layer(stream, root, ignore=keep, what=what, select=select).report
 
         self._apply(out.pending, apply)
         out.snapshotter = Snapshotter(root, mode=o.snapshot_mode, ignore=self.ignore_list())
@@ -245,9 +254,7 @@ class StageState:
         made = zip(out.layers[before:], out.config.diff_ids[before:], strict=True)
         out.pending = [*self._held, *(PendingLayer(d, diff_id, None) for d, diff_id in made)]
         self._held = None
-        if out.rootfs is not None:
-            self.ctx.workspace.remove(out.rootfs.parent)
-        out.rootfs, out.snapshotter = None, None
+        self.ctx.isolation.release(out, self.ctx.workspace)
 
     def _runs(self, step: PreparedStep) -> bool:
         """Whether a later step will need a filesystem: a RUN, WORKDIR, COPY or ADD that
@@ -377,6 +384,26 @@ class StageState:
         self.ctx.events(
             LayerCreated(self.index, layer.digest, layer.size, entries, time.monotonic() - started)
         )
+
+    def check_destination(self, path: str, what: str) -> None:
+        """Refuse to write below the build context or the kaniko dir through the rootfs.
+
+        Only possible when those lie inside the rootfs, i.e. when the rootfs is the
+        builder's own ``/`` (in-place): ``COPY . /workspace/`` with the context mounted
+        at ``/workspace`` would copy files onto themselves in the user's checkout.
+        """
+        root = self.fs_root
+        host = resolve_in_root(root, path)
+        for own in (self.ctx.options.context, self.ctx.options.work_dir):
+            mine = Path(os.path.realpath(own))
+            if root not in mine.parents:
+                continue
+            if host == mine or mine in host.parents:
+                raise BuildError(
+                    f"{what} destination {path} lies in {mine}, which is the builder's own "
+                    "(the build context or the kaniko dir), not the image's",
+                    hint="copy to another directory of the image",
+                )
 
     def path_map(self) -> PathMap:
         """How error messages show this stage's host paths (as image paths)."""

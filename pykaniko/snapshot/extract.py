@@ -304,7 +304,7 @@ class _Extractor:
 
     def _opaque(self, d: str) -> None:
         try:
-            names = os.listdir(self.root + d if d else self.root)
+            names = os.listdir(self.root + d if d else self.root or "/")
         except OSError:
             return
         for n in names:

@@ -119,12 +119,18 @@ class Snapshotter:
         if self._mode is SnapshotMode.FULL:
             self._sem = {p: self._semantic(p) for p in paths(self._tree)}
 
-    def extract(self, stream: BinaryIO, *, what: str) -> ExtractReport:
-        """Apply one uncompressed layer onto the rootfs and record it in the baseline."""
+    def extract(
+        self, stream: BinaryIO, *, what: str, ignore: IgnoreList = _NOTHING
+    ) -> ExtractReport:
+        """Apply one uncompressed layer onto the rootfs and record it in the baseline.
+
+        By default a layer is applied whole (its /dev, /proc, /var/run included), as
+        Docker does into a rootfs directory of its own; ``ignore`` is for a rootfs that is
+        the builder's own ``/`` (in-place builds), where ignored paths are the container's
+        and are neither written nor removed (Kaniko).
+        """
         full = self._mode is SnapshotMode.FULL
-        # the rootfs is a directory of its own, not the builder's "/": a layer is applied
-        # whole (its /dev, /proc, /var/run included), as Docker does
-        result = extract_layer(stream, self._root, ignore=_NOTHING, what=what, hashes=full)
+        result = extract_layer(stream, self._root, ignore=ignore, what=what, hashes=full)
         self._forget(result.removed)
         if result.removed:
             self._stale = True  # a removed name of a hardlink group moved its peers' ctime

@@ -99,7 +99,7 @@ def scan(
             d = stack.pop()
             base = d + "/"
             try:
-                fd = os.open(root + d if d else root, _DIR_FLAGS)
+                fd = os.open(root + d if d else root or "/", _DIR_FLAGS)  # "": /
             except (FileNotFoundError, NotADirectoryError):
                 continue  # replaced while we walked; the stale pass below drops it
             visited.add(d)

@@ -1,9 +1,11 @@
-"""The chroot sandbox: the only place in pykaniko that forks, mounts or chroots.
+"""Chroot isolation: every stage has a rootfs directory of its own in the work dir, and
+RUN runs chrooted into it. With the in-place mode's helpers, the only place in pykaniko
+that forks, mounts or chroots.
 
 A RUN step is executed by a fresh, single-threaded helper process
-(:mod:`pykaniko.executor.isolation.sandbox_child`, run by path) so that nothing after ``fork``
-runs in a multi-threaded interpreter. This side prepares what the helper needs, all
-inside the rootfs and the build's scratch directory:
+(:mod:`pykaniko.executor.isolation.sandbox_child`, run by path) so that nothing after
+``fork`` runs in a multi-threaded interpreter. This side prepares what the helper needs,
+all inside the rootfs and the build's scratch directory:
 
 * every path the helper touches is resolved inside the rootfs first (a symlinked
   ``/etc``, ``/dev`` or mount target never leads out of it);
@@ -15,7 +17,9 @@ inside the rootfs and the build's scratch directory:
 
 The helper runs in its own process group with ``PR_SET_PDEATHSIG``, inside new mount
 and PID namespaces when the kernel allows it; its output is pumped line by line to the
-caller. When the command exits the whole group is killed.
+caller. When the command exits the whole group is killed. Where namespaces are refused
+the helper falls back to device nodes made with mknod and no ``/proc``: the last resort
+of an explicit ``--isolation=chroot`` (``auto`` takes the in-place mode there).
 """
 
 from __future__ import annotations
@@ -26,39 +30,98 @@ import logging
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pykaniko.errors import SandboxError
 from pykaniko.executor.fsutil import resolve_in_root
-from pykaniko.executor.isolation import RunSpec
+from pykaniko.executor.isolation import BindMount, RunSpec
+from pykaniko.executor.isolation.mountpoint import Created, ensure_mount_point, remove_created
+from pykaniko.executor.isolation.output import Forward, start_pump
 from pykaniko.executor.isolation.sandbox_child import HOST_FILES, WARNING_PREFIX
+from pykaniko.snapshot import IgnoreList
 
-__all__ = ["ChrootSandbox"]
+if TYPE_CHECKING:
+    from pykaniko.executor.state import StageOutput
+    from pykaniko.executor.workspace import Workspace
+
+__all__ = ["ChrootIsolation", "probe_namespaces"]
 
 log = logging.getLogger(__name__)
 
 _CHILD: Final = Path(__file__).with_name("sandbox_child.py")
+_NOTHING: Final = IgnoreList.of()
+
+
+def probe_namespaces(python: str = sys.executable) -> str | None:
+    """None when this process may make mount namespaces (and mount in them), else why
+    not. Asked of a fresh helper process: the build's own, threaded process never forks
+    to find out."""
+    try:
+        done = subprocess.run(
+            [python, "-I", "-S", str(_CHILD), "--probe"],
+            capture_output=True,  # no /dev/null: a bare chroot may have no /dev
+            env={"PATH": os.defpath},
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"the probe could not run: {exc}"
+    if done.returncode == 0:
+        return None
+    text = done.stdout.decode(errors="replace").strip().removeprefix("pykaniko sandbox: ")
+    return text or f"the probe exited with {done.returncode}"
 
 
 @dataclass
-class ChrootSandbox:
-    """Runs steps in a chroot of their rootfs; see the module docstring."""
+class ChrootIsolation:
+    """Every stage in a rootfs directory of its own; RUN in a chroot of it, run by a
+    fresh helper; see the module docstring."""
 
     python: str = sys.executable
     _warned: list[str] = field(default_factory=list)
 
+    @property
+    def name(self) -> str:
+        return "chroot"
+
+    def begin(self) -> None:
+        return None
+
+    def ignore_paths(self) -> tuple[str, ...]:
+        return ()
+
+    def extraction_ignore(self, ignore: IgnoreList) -> IgnoreList:
+        """A rootfs directory of its own: layers are applied whole, as Docker does."""
+        del ignore
+        return _NOTHING
+
+    def host_dirs(self) -> tuple[str, ...]:
+        return ()  # the rootfs directory starts empty
+
+    def acquire(self, out: StageOutput, workspace: Workspace) -> Path:
+        return workspace.rootfs(out.index)
+
+    def take_over(self, base: StageOutput, out: StageOutput, workspace: Workspace) -> bool:
+        del workspace
+        out.rootfs, out.snapshotter = base.rootfs, base.snapshotter
+        base.rootfs, base.snapshotter = None, None
+        return True
+
+    def release(self, out: StageOutput, workspace: Workspace) -> None:
+        if out.rootfs is not None:
+            workspace.remove(out.rootfs.parent)
+        out.rootfs, out.snapshotter = None, None
+
     def run(self, spec: RunSpec, *, output: Callable[[bytes], None] | None = None) -> int:
         root = Path(spec.rootfs)
         scratch = Path(tempfile.mkdtemp(prefix="run-", dir=spec.scratch))
-        created: list[_Created] = []
+        created: list[Created] = []
         saved: list[_Saved] = []
         before: dict[Path, set[str]] = {}
         try:
@@ -69,7 +132,7 @@ class ChrootSandbox:
         finally:
             _drop_new_entries(before)
             _restore_host_files(root, saved)
-            _remove_created(created)
+            remove_created(created)
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _spawn(self, wire: dict[str, object], output: Callable[[bytes], None] | None) -> int:
@@ -93,11 +156,15 @@ class ChrootSandbox:
         finally:
             os.close(read_fd)
         assert proc.stdout is not None
-        out_fd = proc.stdout.fileno()
-        reader = threading.Thread(
-            target=self._pump, args=(out_fd, output), name="run-output", daemon=True
-        )
-        reader.start()
+        forward = Forward(output)
+
+        def emit(line: bytes) -> None:
+            if line.startswith(WARNING_PREFIX):
+                self._warn(line[len(WARNING_PREFIX) :].decode(errors="replace").strip())
+            else:
+                forward(line)
+
+        reader = start_pump(proc.stdout.fileno(), emit)
         try:
             with os.fdopen(write_fd, "wb") as pipe:
                 pipe.write(json.dumps(wire).encode())
@@ -111,89 +178,31 @@ class ChrootSandbox:
             reader.join(timeout=2)
         return status if status >= 0 else 128 - status
 
-    def _pump(self, fd: int, output: Callable[[bytes], None] | None) -> None:
-        """Forward output line by line; keep draining even if the consumer fails, so a
-        RUN never blocks on a full pipe."""
-        pending = b""
-        forward = output
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                forward = self._emit(line + b"\n", forward)
-        if pending:
-            self._emit(pending, forward)
-
-    def _emit(
-        self, line: bytes, output: Callable[[bytes], None] | None
-    ) -> Callable[[bytes], None] | None:
-        if line.startswith(WARNING_PREFIX):
-            self._warn(line[len(WARNING_PREFIX) :].decode(errors="replace").strip())
-            return output
-        if output is None:
-            return None
-        try:
-            output(line)
-        except Exception:  # a broken consumer must not stall the RUN
-            log.debug("output callback failed; RUN output is no longer forwarded")
-            return None
-        return output
-
     def _warn(self, message: str) -> None:
         if message not in self._warned:
             self._warned.append(message)
             log.warning("%s", message)
 
 
-@dataclass(frozen=True, slots=True)
-class _Created:
-    """A mount point we had to make, and the times its parent had before."""
-
-    path: Path
-    parent_times: tuple[int, int]
-
-
-def _make(path: Path, created: list[_Created], *, directory: bool) -> None:
-    """Create ``path`` (a resolved, non-existing path inside the rootfs), never
-    following a symlink, and remember it with its parent's times."""
-    st = os.stat(path.parent, follow_symlinks=False)
-    if directory:
-        os.mkdir(path, 0o755)
+def _bind_source(m: BindMount, scratch: Path) -> str:
+    """The host path to bind: a ``rw`` bind gets a copy, so writes are thrown away
+    (BuildKit); everything else is mounted as it is."""
+    if m.kind != "bind" or m.readonly:
+        return m.source
+    copy = scratch / f"bind-{len(list(scratch.iterdir()))}"
+    if os.path.isdir(m.source):
+        shutil.copytree(m.source, copy, symlinks=True)
     else:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
-    created.append(_Created(path, (st.st_atime_ns, st.st_mtime_ns)))
+        shutil.copy2(m.source, copy)
+    return str(copy)
 
 
-def _ensure(root: Path, rootfs_path: str, created: list[_Created], *, directory: bool) -> Path:
-    """The host path of a mount point inside the rootfs, created when missing."""
-    parent = resolve_in_root(root, rootfs_path.rsplit("/", 1)[0] or "/")
-    if not parent.is_dir():
-        missing: list[Path] = []
-        while not parent.exists() and not parent.is_symlink() and parent != root:
-            missing.append(parent)
-            parent = parent.parent
-        for p in reversed(missing):
-            _make(p, created, directory=True)
-    target = resolve_in_root(root, rootfs_path)
-    if not (target.exists() or target.is_symlink()):
-        _make(target, created, directory=directory)
-    return target
-
-
-def _prepare(
-    root: Path, spec: RunSpec, scratch: Path, created: list[_Created]
-) -> dict[str, object]:
+def _prepare(root: Path, spec: RunSpec, scratch: Path, created: list[Created]) -> dict[str, object]:
     """The spec as the helper reads it: every path resolved inside the rootfs, mount
     points made, private copies of the host's name-resolution files."""
     wire: dict[str, object] = asdict(spec)
     for name in ("proc", "sys", "dev"):
-        wire[f"{name}_dir"] = str(_ensure(root, f"/{name}", created, directory=True))
+        wire[f"{name}_dir"] = str(ensure_mount_point(root, f"/{name}", created, directory=True))
     host_files: list[tuple[str, str]] = []
     for name in HOST_FILES:
         etc = resolve_in_root(root, "/etc")
@@ -201,24 +210,17 @@ def _prepare(
             continue
         copy = scratch / Path(name).name
         shutil.copyfile(name, copy)
-        target = _ensure(root, name, created, directory=False)
+        target = ensure_mount_point(root, name, created, directory=False)
         if target.is_file() and not target.is_symlink():
             host_files.append((str(copy), str(target)))
     wire["host_files"] = host_files
-    wire["mounts"] = [
-        {
-            **asdict(m),
-            "host_target": str(
-                _ensure(
-                    root,
-                    m.target,
-                    created,
-                    directory=m.kind == "tmpfs" or os.path.isdir(m.source),
-                )
-            ),
-        }
-        for m in spec.mounts
-    ]
+    mounts: list[dict[str, object]] = []
+    for m in spec.mounts:
+        source = _bind_source(m, scratch) if m.kind != "tmpfs" else m.source
+        directory = m.kind == "tmpfs" or os.path.isdir(source)
+        target = ensure_mount_point(root, m.target, created, directory=directory)
+        mounts.append({**asdict(m), "source": source, "host_target": str(target)})
+    wire["mounts"] = mounts
     return wire
 
 
@@ -281,14 +283,3 @@ def _drop_new_entries(before: dict[Path, set[str]]) -> None:
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
                     entry.unlink(missing_ok=True)
-
-
-def _remove_created(created: list[_Created]) -> None:
-    for item in reversed(created):
-        with contextlib.suppress(OSError):
-            st = os.lstat(item.path)
-            if stat.S_ISDIR(st.st_mode):
-                os.rmdir(item.path)
-            elif stat.S_ISREG(st.st_mode):
-                os.unlink(item.path)
-            os.utime(item.path.parent, ns=item.parent_times, follow_symlinks=False)

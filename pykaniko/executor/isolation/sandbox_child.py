@@ -22,6 +22,7 @@ Where namespaces are refused (unprivileged containers) it falls back to device n
 made with ``mknod`` and files written into the rootfs, which the parent restores.
 
 Exit status 125 means the sandbox itself failed; 126/127 that the command could not run.
+``--probe`` only tells whether mount namespaces work here (``--isolation=auto``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import json
 import os
 import signal
@@ -274,5 +276,21 @@ def main(fd: int) -> int:
             continue
 
 
+def probe() -> int:
+    """``--probe``: can this process make a mount namespace and mount in it? Exit 0 if
+    so, else 1 with the reason on stdout. Run as a process of its own, so the namespace
+    it makes dies with it."""
+    libc = _libc()
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return _fail(f"unshare(CLONE_NEWNS): {os.strerror(ctypes.get_errno())}", 1)
+    if libc.mount(b"none", b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None) != 0:
+        err = ctypes.get_errno()
+        if err != errno.EINVAL:  # EINVAL: "/" is no mount point (a plain chroot)
+            return _fail(f"mount none on /: {os.strerror(err)}", 1)
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--probe"]:
+        sys.exit(probe())
     sys.exit(main(int(sys.argv[1])))
