@@ -302,3 +302,35 @@ def test_debian_apt_get(
     rootfs = _rootfs(dest, tmp_path)
     assert (rootfs / "greeting").read_text() == "Hello, world!\n"
     assert (rootfs / "usr/bin/hello").is_file()
+
+
+def test_warm_rebuild_in_place(
+    executor: Executor, bases: Bases, registry: RegistryServer, tmp_path: Path
+) -> None:
+    """The layer cache in place (the stage's rootfs is the container's ``/``): the second
+    build runs no RUN, and its COPY, the last step of the stage to need files, unpacks
+    only its destination (through a symlink a cached layer made) onto ``/``."""
+    ctx = _context(
+        tmp_path,
+        f"FROM {bases.busybox}\n"
+        "RUN mkdir -p /real && ln -s /real /link && echo same > /real/same\n"
+        "COPY files/ /link/\n"
+        "RUN cat /link/new /link/same > /copied\n",
+        {"files/new": "new\n", "files/same": "same\n"},
+    )
+    cache = f"{registry.host}/container/layer-cache-{executor.flavor}"
+    outputs = []
+    for n in (1, 2):
+        dest = f"{registry.host}/container/warm-{executor.flavor}:{n}"
+        flags = ["--destination", dest, "--cache=true", f"--cache-repo={cache}"]
+        outputs.append(
+            _ok(executor.run(ctx, [*flags, "--verbosity=debug", *REGISTRY_FLAGS])).output
+        )
+    assert outputs[1].lower().count("using cached layer") == 2, outputs[1]
+    assert "step 2: unpacking only" in outputs[1], outputs[1]
+    for n in (1, 2):
+        rootfs = _rootfs(f"{registry.host}/container/warm-{executor.flavor}:{n}", tmp_path, str(n))
+        assert (rootfs / "copied").read_text() == "new\nsame\n"
+        assert (rootfs / "real/new").read_text() == "new\n"
+        assert (rootfs / "link").is_symlink()
+        assert not (rootfs / "kaniko").exists()
