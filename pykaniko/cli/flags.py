@@ -358,6 +358,7 @@ def options_from_args(ns: argparse.Namespace, env: Mapping[str, str]) -> BuildOp
         cache_repo=ns.cache_repo,
         cache_ttl=ns.cache_ttl,
         cache_run_layers=ns.cache_run_layers,
+        cache_copy_layers=ns.cache_copy_layers,
         push_cache=not ns.no_push_cache,
         secret_check=ns.secret_check,
         isolation=ns.isolation,

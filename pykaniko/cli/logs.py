@@ -165,6 +165,8 @@ def describe(event: Event, *, step: int | None = None) -> Record | None:
         case CacheChecked(stage=stage, key=key, hit=hit, digest=digest):
             msg = (
                 f"Using cached layer {short(digest)} for key {key[:12]}"
+                if hit and digest
+                else f"Using the cached result for key {key[:12]} (the step made no layer)"
                 if hit
                 else f"No cached layer for key {key[:12]}"
             )

@@ -96,9 +96,6 @@ def build_main(args: Sequence[str], env: Mapping[str, str]) -> int:
     log.setLevel(writer.level)
     log.propagate = False
     progress = make_progress(writer, interactive)
-    if ns.cache and ns.cache_copy_layers:
-        log.warning("--cache-copy-layers: COPY layers are not cached (their content still keys "
-                    "every later step)")  # fmt: skip
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         try:

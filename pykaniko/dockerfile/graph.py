@@ -375,8 +375,11 @@ def _describe_base(plan: BuildPlan, base: BaseRef) -> str:
     return f"image {base.reference} ({platform})"
 
 
-def render_plan(plan: BuildPlan) -> str:
-    """The ``--dry-run`` text: stages to build and why, their steps, stages skipped."""
+def render_plan(plan: BuildPlan, *, notes: Mapping[tuple[int, int], str] | None = None) -> str:
+    """The ``--dry-run`` text: stages to build and why, their steps, stages skipped.
+
+    ``notes`` adds a remark to a step, by (stage index, position in its ``steps``): the
+    executor's cache key and predicted hit or miss."""
     df = plan.dockerfile
     lines = [f"Dockerfile: {df.filename}"]
     if df.directives:
@@ -400,6 +403,9 @@ def render_plan(plan: BuildPlan) -> str:
             text = format_instruction(step)
             if number < planned.trigger_count:
                 text += "  (ONBUILD trigger of the base stage)"
+            note = (notes or {}).get((stage.index, number))
+            if note:
+                text += f"  [{note}]"
             lines.append(f"    {step.location.start:>3}: {text}")
             if isinstance(step, Run | Copy | Add):
                 for doc in step.heredocs:

@@ -1,22 +1,28 @@
 """Runs a build plan: stages in dependency order, then the final image to its outputs.
 
-Stage outputs stay on disk only while a later stage still needs them (as its base, for
-``COPY --from`` or a ``RUN --mount from=``); a child that is the last user of its base
-stage takes the rootfs over instead of re-extracting it.
+Every stage is prepared before the first runs (bases resolved in parallel, each step
+expanded with the config it will see), so with ``--cache`` every key is known and every
+probe started up front. A stage's rootfs is made only when a step needs it
+(:mod:`pykaniko.executor.state`); a stage that a later ``COPY --from`` or
+``RUN --mount from=`` reads but never needed a rootfs itself is extracted only as far as
+those sources need (:mod:`pykaniko.executor.roots`). Rootfs directories stay on disk only
+while a later stage still needs them; a child that is the last user of its base stage
+takes the rootfs over instead of re-extracting it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from urllib.parse import urlsplit
 
 from pykaniko.dockerfile import (
+    Add,
     BuildPlan,
     Copy,
     DockerIgnore,
@@ -26,54 +32,45 @@ from pykaniko.dockerfile import (
     ScratchBase,
     StageBase,
     StageScope,
+    Workdir,
     parse_dockerfile,
     plan_build,
     render_plan,
 )
-from pykaniko.errors import (
-    BuildError,
-    ConfigError,
-    DiskFullError,
-    ImageError,
-    PykanikoError,
-    RegistryError,
+from pykaniko.errors import BuildError, ConfigError, DiskFullError, ImageError, PykanikoError
+from pykaniko.executor.cache import (
+    KeyInputs,
+    LayerCache,
+    StageKeys,
+    open_layer_cache,
+    seed_key,
+    stage_keys,
 )
-from pykaniko.executor.cache import LayerCache, cache_repository, parse_ttl
+from pykaniko.executor.cache.sources import file_digest
+from pykaniko.executor.deliver import assemble, deliver
 from pykaniko.executor.events import (
     BuildFinished,
     EventSink,
-    ImagePushed,
     Notice,
     StageSkipped,
     StageStarted,
 )
-from pykaniko.executor.fsutil import clean_abs, resolve_in_root
 from pykaniko.executor.isolation import Isolation
+from pykaniko.executor.isolation.chroot import ChrootIsolation
 from pykaniko.executor.isolation.select import choose_isolation, read_mountinfo
 from pykaniko.executor.leakcheck import LeakGuard
 from pykaniko.executor.options import BuildOptions, absolute_paths
-from pykaniko.executor.oserrors import (
-    PathMap,
-    disk_full,
-    from_os_error,
-    is_disk_full,
-    output_file,
-)
-from pykaniko.executor.stage import (
-    StageContext,
-    StageOutput,
-    build_stage,
-    ensure_rootfs,
-    extract_verified,
-)
+from pykaniko.executor.oserrors import PathMap, disk_full, from_os_error, is_disk_full
+from pykaniko.executor.prepare import PreparedStage, prepare_stage, scratch_config
+from pykaniko.executor.roots import PartialRoots
+from pykaniko.executor.stage import StageContext, StageOutput, build_stage, ensure_rootfs
+from pykaniko.executor.state import PendingLayer
 from pykaniko.executor.summary import BuildSummary
 from pykaniko.executor.workspace import Workspace
-from pykaniko.image import mediatypes as mt
-from pykaniko.image.manifest import Descriptor, Manifest
+from pykaniko.image.manifest import Manifest
 from pykaniko.image.platform import Platform, host_platform
-from pykaniko.image.reference import Reference, parse_reference
-from pykaniko.registry import PulledImage, RegistryClient
-from pykaniko.snapshot import ExtractReport, IgnoreList, extract_layer
+from pykaniko.image.reference import parse_reference
+from pykaniko.registry import DownloadResult, PulledImage, RegistryClient
 
 __all__ = ["BuildResult", "build", "load_plan"]
 
@@ -142,6 +139,9 @@ def _created(options: BuildOptions, env: Mapping[str, str]) -> tuple[str, int | 
 
 
 class _Build:
+    """One build: prepares every stage up front (bases pulled in parallel), computes the
+    cache keys and starts the probes, then builds the stages in order."""
+
     def __init__(
         self,
         options: BuildOptions,
@@ -159,21 +159,44 @@ class _Build:
         leaks: LeakGuard | None = None,
     ) -> None:
         self.cache = cache
-        self.mountinfo = mountinfo
         self.notices = list(notices)
+        self.isolation = isolation
         self.leaks = leaks
         self.options = options
-        self.env = env
-        self.created = created
         self.plan = plan
         self.registry = registry
-        self.isolation = isolation
         self.events = events
         self.workspace = workspace
         self.outputs: dict[int, StageOutput] = {}
         self.pulled: dict[str, PulledImage] = {}
-        self.image_roots: dict[tuple[str, tuple[str, ...]], Path] = {}
+        self.prepared: dict[int, PreparedStage] = {}
+        self.keys: dict[int, StageKeys] = {}
+        self.downloads: dict[tuple[str, str | None], tuple[Path, DownloadResult]] = {}
+        self.roots = PartialRoots(workspace, registry, events)
         self.last_use = self._last_use()
+        self.clamp = created[1]
+        ignore = _dockerignore(options)
+        self.ctx = StageContext(
+            options=options,
+            dockerfile=plan.dockerfile,
+            workspace=workspace,
+            registry=registry,
+            isolation=isolation,
+            events=events,
+            created=created[0],
+            mtime_clamp=created[1],
+            mountinfo=mountinfo,
+            context_ignored=ignore.matches if ignore is not None and not ignore.is_empty else None,
+            context_has_exceptions=ignore is not None and ignore.has_exclusions,
+            resolve_from=plan.resolve_from,
+            stage_output=self.stage_output,
+            image_rootfs=self.image_rootfs,
+            stage_rootfs=self.stage_rootfs,
+            download=self.download,
+            environ=env,
+            cache=cache,
+            leaks=leaks,
+        )
 
     def _last_use(self) -> dict[int, int]:
         """For each stage, the position of the last planned stage that needs it."""
@@ -184,44 +207,64 @@ class _Build:
         return last
 
     def pull(self, reference: str, platform: str | None) -> PulledImage:
-        plat = Platform.parse(platform) if platform else self.options.platform
+        """An image's manifest and config, fetched once per build whoever asks (a base,
+        ``COPY --from``, a cache key; the push mounts its blobs from the same value)."""
+        plat = _platform(platform, self.options)
         key = f"{reference}|{plat}"
         if key not in self.pulled:
             ref = parse_reference(reference)
             self.pulled[key] = self.registry.pull(ref, plat, self.workspace.store)
         return self.pulled[key]
 
+    def _pull_bases(self) -> None:
+        """Every base image of the plan, resolved concurrently (errors in stage order)."""
+        wanted = list(
+            dict.fromkeys(
+                (p.base.reference, p.base.platform)
+                for p in self.plan.stages
+                if isinstance(p.base, ImageBase)
+            )
+        )
+        if len(wanted) > 1:
+            refs = [(parse_reference(r), _platform(p, self.options)) for r, p in wanted]
+            self.registry.resolve_all(refs, self.workspace.store)  # pull() takes them
+        for reference, platform in wanted:
+            self.pull(reference, platform)
+
     def image_rootfs(self, reference: str, sources: Sequence[str] = ("/",)) -> Path:
-        """An external image for ``COPY --from``/``RUN --mount from=``: pulled, and
-        extracted into a scratch root only as far as ``sources`` need (directories and
-        symlinks always, files only below the sources' fixed prefixes)."""
-        prefixes = tuple(sorted({_fixed_prefix(s) for s in sources}))
-        key = (reference, () if "/" in prefixes else prefixes)
-        if key not in self.image_roots:
-            pulled = self.pull(reference, None)
-            root = self.workspace.scratch("image")
-            os.chmod(root, 0o755)
-            select = None if not key[1] else _under_prefixes(root, key[1])
-            layers = list(pulled.manifest.layers)
-            if len(pulled.config.diff_ids) != len(layers):
-                raise ImageError(
-                    f"{reference}: the config lists {len(pulled.config.diff_ids)} diff_ids "
-                    f"for {len(layers)} layers"
-                )
-            self.registry.fetch_layers(pulled, layers, self.workspace.store)
+        """An external image for ``COPY --from``/``RUN --mount from=``, extracted only
+        as far as ``sources`` need."""
+        pulled = self.pull(reference, None)
+        layers = pulled.manifest.layers
+        if len(pulled.config.diff_ids) != len(layers):
+            raise ImageError(
+                f"{reference}: the config lists {len(pulled.config.diff_ids)} diff_ids "
+                f"for {len(layers)} layers"
+            )
+        pending = [
+            PendingLayer(d, diff_id, pulled)
+            for d, diff_id in zip(layers, pulled.config.diff_ids, strict=True)
+        ]
+        return self.roots.get(("image", reference), reference, pending, sources)
 
-            def apply(stream: BinaryIO, *, what: str) -> ExtractReport:
-                return extract_layer(
-                    stream, root, ignore=IgnoreList.of(), what=what, select=select
-                ).report
+    def stage_rootfs(self, index: int, sources: Sequence[str] = ("/",)) -> Path:
+        """A finished stage's files for ``COPY --from``/``RUN --mount from=``: its rootfs
+        if it has one, else (every step was a cache hit) only what ``sources`` need of
+        its layers."""
+        out = self.stage_output(index)
+        if out.rootfs is not None:
+            ensure_rootfs(self.ctx, out)
+            return out.rootfs
+        return self.roots.get(("stage", index), f"stage {out.name or index}", out.pending, sources)
 
-            for desc, diff_id in zip(layers, pulled.config.diff_ids, strict=True):
-                what = f"{reference} layer {desc.digest[:19]}"
-                path = self.workspace.store.path(desc.digest)
-                for warning in extract_verified(apply, path, desc, diff_id, what).warnings[:20]:
-                    self.events(Notice("warning", f"{what}: {warning}"))
-            self.image_roots[key] = root
-        return self.image_roots[key]
+    def download(self, url: str, checksum: str | None) -> tuple[Path, DownloadResult]:
+        """``ADD <url>``, fetched once per build (for its cache key, then for the step)."""
+        if (url, checksum) not in self.downloads:
+            holder = self.workspace.scratch("download")
+            path = holder / (posixpath.basename(urlsplit(url).path) or "__unnamed__")
+            result = self.registry.download(url, path, checksum=checksum)
+            self.downloads[(url, checksum)] = (path, result)
+        return self.downloads[(url, checksum)]
 
     def stage_output(self, index: int) -> StageOutput:
         try:
@@ -229,42 +272,120 @@ class _Build:
         except KeyError:
             raise BuildError(f"stage {index} has not been built") from None
 
-    def run(self) -> StageOutput:
-        created, clamp = self.created
-        ignore = _dockerignore(self.options)
-        ctx = StageContext(
-            options=self.options,
-            dockerfile=self.plan.dockerfile,
-            workspace=self.workspace,
-            registry=self.registry,
-            isolation=self.isolation,
-            events=self.events,
-            created=created,
-            mtime_clamp=clamp,
-            mountinfo=self.mountinfo,
-            context_ignored=ignore.matches if ignore is not None and not ignore.is_empty else None,
-            context_has_exceptions=ignore is not None and ignore.has_exclusions,
+    def prepare(self) -> None:
+        """Every stage's steps, expanded, with the config each will see."""
+        self._pull_bases()
+        o = self.options
+        for planned in self.plan.stages:
+            stage = planned.stage
+            inherited: StageScope | None = None
+            image_env: Sequence[str] = ()
+            match planned.base:
+                case StageBase(index=i):
+                    config = self.prepared[i].final_config
+                    inherited = self.prepared[i].final_scope
+                    image_env = config.config.env
+                case ImageBase(reference=reference, platform=platform):
+                    config = self.pull(reference, platform).config
+                    image_env = config.config.env
+                case ScratchBase():
+                    config = scratch_config(o)
+            scope = StageScope.start(
+                stage=stage,
+                dockerfile=self.plan.dockerfile,
+                image_env=image_env,
+                build_args=o.build_args,
+                target_platform=str(o.platform),
+                build_platform=str(host_platform()),
+                inherited=inherited,
+            )
+            self.prepared[stage.index] = prepare_stage(
+                o,
+                self.plan.dockerfile,
+                index=stage.index,
+                instructions=stage.instructions,
+                base=config,
+                scope=scope,
+            )
+
+    def compute_keys(self) -> None:
+        """Every step's cache key (before anything runs: keys depend on inputs only)."""
+        o = self.options
+        inputs = KeyInputs(
+            options=o,
+            context_ignored=self.ctx.context_ignored,
+            context_has_exceptions=self.ctx.context_has_exceptions,
             resolve_from=self.plan.resolve_from,
-            stage_output=self.stage_output,
-            image_rootfs=self.image_rootfs,
-            environ=self.env,
-            cache=self.cache,
-            leaks=self.leaks,
+            stage_key=lambda i: self.keys[i].final if i in self.keys else None,
+            image_digest=lambda reference: self.pull(reference, None).digest,
+            url_digest=lambda url: file_digest(self.download(url, None)[0]),
         )
+        shaping = [f"ignore-var-run={o.ignore_var_run}", *(f"ignore={p}" for p in o.ignore_paths)]
+        if self.clamp is not None:
+            shaping.append(f"mtime-clamp={self.clamp}")
+        for planned in self.plan.stages:
+            seed: str | None = None
+            match planned.base:
+                case StageBase(index=i):
+                    seed = self.keys[i].final
+                case ImageBase(reference=reference, platform=platform):
+                    digest = self.pull(reference, platform).digest
+                    seed = seed_key(digest, o.platform, layer_options=shaping)
+                case ScratchBase():
+                    seed = seed_key("scratch", o.platform, layer_options=shaping)
+            index = planned.stage.index
+            keys = stage_keys(seed, self.prepared[index], inputs)
+            if keys.broken is not None and seed is not None:
+                self.events(Notice("info", f"stage {index}: not cached from {keys.broken}"))
+            self.keys[index] = keys
+
+    def _cached_keys(self) -> list[str]:
+        return [k.key for keys in self.keys.values() for k in keys.steps.values() if k.cached]
+
+    def predict(self) -> dict[tuple[int, int], str]:
+        """``--dry-run --cache``: each keyed step's key and whether the cache holds it
+        (probed without fetching), by (stage, position in the plan's steps)."""
+        self.prepare()
+        notes: dict[tuple[int, int], str] = {}
+        if self.cache is None:
+            return notes
+        self.compute_keys()
+        self.cache.probe(self._cached_keys(), fetch=False)
+        for planned in self.plan.stages:
+            index = planned.stage.index
+            prepared, keys = self.prepared[index], self.keys[index]
+            offset = len(prepared.steps) - len(planned.steps)  # ONBUILD triggers of an image
+            for step in prepared.steps:
+                sk = keys.steps.get(step.number)
+                pos = step.number - 1 - offset
+                if sk is None or pos < 0 or not isinstance(step.instr, Run | Copy | Add | Workdir):
+                    continue
+                if not sk.cached:
+                    notes[(index, pos)] = f"not cached, key {sk.key[:12]}"
+                    continue
+                probe = self.cache.get(sk.key)
+                if probe.warning:
+                    self.events(Notice("warning", probe.warning))
+                verdict = "hit" if probe.entry is not None else "miss"
+                notes[(index, pos)] = f"cache {verdict}, key {sk.key[:12]}"
+        return notes
+
+    def run(self) -> StageOutput:
         for skipped in self.plan.skipped:
             gone = skipped.stage
             self.events(StageSkipped(gone.index, gone.name, skipped.reason, len(gone.instructions)))
+        self.prepare()
+        if self.cache is not None:
+            self.compute_keys()
+            self.cache.probe(self._cached_keys())
         final: StageOutput | None = None
         for pos, planned in enumerate(self.plan.stages):
             stage = planned.stage
             base_out: StageOutput | None = None
             pulled: PulledImage | None = None
-            base = planned.base
-            inherited: StageScope | None = None
-            match base:
+            match planned.base:
                 case StageBase(index=i):
                     base_out = self.outputs[i]
-                    inherited = base_out.scope
                     label = f"stage {base_out.name or i}"
                 case ImageBase(reference=reference, platform=platform):
                     pulled = self.pull(reference, platform)
@@ -280,38 +401,18 @@ class _Build:
                 and self.last_use.get(base_out.index) == pos
                 and not _uses_besides_from(self.plan, planned, base_out.index)
             )
-            image_env = (
-                base_out.config.config.env
-                if base_out is not None
-                else pulled.config.config.env
-                if pulled is not None
-                else ()
-            )
-            scope = StageScope.start(
-                stage=stage,
-                dockerfile=self.plan.dockerfile,
-                image_env=image_env,
-                build_args=self.options.build_args,
-                target_platform=str(self.options.platform),
-                build_platform=str(host_platform()),
-                inherited=inherited,
-            )
             out = build_stage(
-                ctx,
+                self.ctx,
                 stage.index,
                 base=base_out,
                 pulled=pulled,
                 take_over=take_over,
-                instructions=stage.instructions,
-                scope=scope,
+                prepared=self.prepared[stage.index],
+                keys=self.keys.get(stage.index),
+                needed_later=self.last_use.get(stage.index, -1) > pos,
             )
             out.name = stage.name
             self.outputs[stage.index] = out
-            needed_later = any(
-                last > pos for dep, last in self.last_use.items() if dep == stage.index
-            )
-            if needed_later:
-                ensure_rootfs(ctx, out)
             self._release(pos)
             final = out
         assert final is not None
@@ -326,49 +427,8 @@ class _Build:
                 self.isolation.release(out, self.workspace)
 
 
-def _fixed_prefix(source: str) -> str:
-    """The part of a COPY source before its first wildcard, as a rootfs path."""
-    fixed: list[str] = []
-    for part in clean_abs(source).split("/")[1:]:
-        if any(c in part for c in "*?["):
-            break
-        fixed.append(part)
-    return "/" + "/".join(fixed)
-
-
-def _under_prefixes(root: Path, prefixes: tuple[str, ...]) -> Callable[[str], bool]:
-    """``select`` for a partial extraction: a path is wanted when it lies below one of
-    ``prefixes``, taken literally or through the symlinks already extracted."""
-
-    def wanted(path: str) -> bool:
-        for prefix in prefixes:
-            host = resolve_in_root(root, prefix)
-            real = "/" + host.relative_to(root).as_posix() if host != root else "/"
-            for p in (prefix, real):
-                if p in ("/", path) or path.startswith(p + "/"):
-                    return True
-        return False
-
-    return wanted
-
-
-def _layer_cache(
-    options: BuildOptions,
-    refs: Sequence[Reference],
-    registry: RegistryClient,
-    workspace: Workspace,
-) -> LayerCache | None:
-    if not options.cache:
-        return None
-    repo = cache_repository(options.cache_repo, refs, no_push=options.outputs.no_push)
-    return LayerCache(
-        registry=registry,
-        repo=repo,
-        platform=options.platform,
-        store=workspace.store,
-        ttl_seconds=parse_ttl(options.cache_ttl),
-        push=options.push_cache,
-    )
+def _platform(platform: str | None, options: BuildOptions) -> Platform:
+    return Platform.parse(platform) if platform else options.platform
 
 
 def _uses_besides_from(plan: BuildPlan, planned: PlannedStage, base: int) -> bool:
@@ -390,24 +450,6 @@ def _uses_besides_from(plan: BuildPlan, planned: PlannedStage, base: int) -> boo
     return False
 
 
-def assemble(
-    out: StageOutput, options: BuildOptions, created: str, store_put: Callable[[bytes], str]
-) -> tuple[Manifest, bytes]:
-    config = replace(out.config, created=created)
-    config_raw = config.to_json()
-    digest = store_put(config_raw)
-    media = mt.DOCKER_MANIFEST if out.docker else mt.OCI_MANIFEST
-    config_media = mt.DOCKER_CONFIG if out.docker else mt.OCI_CONFIG
-    manifest = Manifest.build(
-        media_type=media,
-        config=Descriptor(config_media, digest, len(config_raw)),
-        layers=tuple(out.layers),
-        annotations=options.outputs.annotations,
-    )
-    store_put(manifest.raw)
-    return manifest, config_raw
-
-
 def build(
     options: BuildOptions,
     *,
@@ -426,19 +468,21 @@ def build(
     """
     started = time.monotonic()
     plan = load_plan(options)
-    if options.dry_run:
+    if options.dry_run and not options.cache:
         return BuildResult("", None, b"", (), render_plan(plan), time.monotonic() - started)
     options = absolute_paths(options)
     mountinfo = read_mountinfo()
     notices: tuple[Notice, ...] = ()
-    if isolation is None:
+    if options.dry_run:  # --dry-run --cache: keys and probes only, nothing runs
+        isolation = isolation or ChrootIsolation()
+    elif isolation is None:
         choice = choose_isolation(options, env, mountinfo)
         isolation, notices = choice.isolation, choice.notices()
     if wrap_isolation is not None:
         isolation = wrap_isolation(isolation)
     created = _created(options, env)
     refs = [parse_reference(d) for d in options.outputs.destinations]
-    if refs and not options.outputs.no_push:
+    if refs and not options.outputs.no_push and not options.dry_run:
         registry.check_push_permission(refs)
     leaks = LeakGuard.for_build(options, plan, registry, events, env)
     try:
@@ -456,8 +500,21 @@ def build(
                 f"builds from --kaniko-dir={options.work_dir}",
             )
         )
+    cache: LayerCache | None = None
     try:
-        isolation.begin()
+        if options.cache and options.single_snapshot:
+            events(Notice("warning", "--single-snapshot makes one layer per stage: no layer cache"))
+        elif options.cache:
+            cache = open_layer_cache(
+                cache_repo=options.cache_repo,
+                destinations=refs,
+                no_push=options.outputs.no_push,
+                registry=registry,
+                platform=options.platform,
+                blobs=workspace.store,
+                ttl=options.cache_ttl,
+                push=options.push_cache and not options.dry_run,
+            )
         runner = _Build(
             options,
             plan,
@@ -469,16 +526,20 @@ def build(
             created=created,
             mountinfo=mountinfo,
             notices=notices,
-            cache=_layer_cache(options, refs, registry, workspace),
+            cache=cache,
             leaks=leaks,
         )
+        if options.dry_run:
+            text = render_plan(plan, notes=runner.predict())
+            return BuildResult("", None, b"", (), text, time.monotonic() - started)
+        isolation.begin()
         final = runner.run()
         manifest, config_raw = assemble(final, options, created[0], workspace.store.put_bytes)
         digest = manifest.digest
         leaks.check_metadata(config_raw, "the image config")
         leaks.check_metadata(manifest.raw, "the image manifest")
         leaks.clear_for_push([d.digest for d in manifest.layers], "the image")
-        _deliver(
+        deliver(
             options=options,
             manifest=manifest,
             config_raw=config_raw,
@@ -504,6 +565,9 @@ def build(
         paths = PathMap(work_dir=workspace.root, kaniko_dir=options.work_dir)
         raise from_os_error(exc, "build", paths) from exc
     finally:
+        if cache is not None:  # cache pushes end (or fail) before the build returns
+            for warning in cache.finish():
+                events(Notice("warning", warning))
         if options.cleanup:
             workspace.cleanup()
         else:
@@ -511,86 +575,3 @@ def build(
     seconds = time.monotonic() - started
     events(BuildFinished(digest, seconds))
     return BuildResult(digest, manifest, config_raw, tuple(str(r) for r in refs), "", seconds)
-
-
-_IMMUTABLE_MARKERS = (
-    "tag immutable",
-    "immutable tag",
-    "cannot be overwritten because the repository is immutable",
-    "imagetagalreadyexistsexception",
-    "tag invalid: the image tag",
-)
-
-
-def _is_immutable_tag_error(exc: RegistryError) -> bool:
-    """The texts Artifact Registry, ECR and Harbor use when a tag may not move."""
-    text = f"{exc.message} {exc.hint or ''}".lower()
-    return any(marker in text for marker in _IMMUTABLE_MARKERS)
-
-
-def _deliver(
-    *,
-    options: BuildOptions,
-    manifest: Manifest,
-    config_raw: bytes,
-    refs: list[Reference],
-    final: StageOutput,
-    registry: RegistryClient,
-    workspace: Workspace,
-    events: EventSink,
-) -> None:
-    """Digest files, OCI layout, tarball, then the push (Kaniko's order)."""
-    o = options.outputs
-    digest = manifest.digest
-    if o.digest_file:
-        with output_file("--digest-file", o.digest_file):
-            o.digest_file.write_text(digest)
-    if o.image_name_with_digest_file:
-        with output_file("--image-name-with-digest-file", o.image_name_with_digest_file):
-            o.image_name_with_digest_file.write_text("".join(f"{r.name}@{digest}\n" for r in refs))
-    if o.image_name_tag_with_digest_file:
-        with output_file("--image-name-tag-with-digest-file", o.image_name_tag_with_digest_file):
-            o.image_name_tag_with_digest_file.write_text(
-                "".join(
-                    f"{r.name}:{r.tag}@{digest}\n" if r.tag else f"{r.name}@{digest}\n"
-                    for r in refs
-                )
-            )
-    image_size = sum(d.size for d in manifest.layers) + len(config_raw)
-    if o.oci_layout_path or o.tar_path:
-        missing = [d for d in manifest.layers if not workspace.store.has(d.digest)]
-        for source in final.sources:
-            have = [d for d in missing if source.holds(d.digest)]
-            if have:
-                registry.fetch_layers(source, have, workspace.store)
-        if any(not workspace.store.has(d.digest) for d in manifest.layers):
-            raise ImageError("some base layers could not be fetched for the local outputs")
-    if o.oci_layout_path:
-        from pykaniko.image.layout import write_oci_layout
-
-        with output_file("--oci-layout-path", o.oci_layout_path, needed=image_size):
-            write_oci_layout(
-                o.oci_layout_path,
-                manifest,
-                workspace.store,
-                ref_name=refs[0].tag if refs else None,
-            )
-    if o.tar_path:
-        from pykaniko.image.tarball import write_docker_archive
-
-        tags = [str(r) for r in refs] or ["docker.io/unset-repo/unset-image-name:latest"]
-        with output_file("--tar-path", o.tar_path, needed=image_size):
-            write_docker_archive(o.tar_path, manifest, config_raw, workspace.store, tags)
-    if o.no_push:
-        return
-    try:
-        pushed = registry.push(manifest, refs, workspace.store, sources=final.sources)
-    except RegistryError as exc:
-        if not (o.push_ignore_immutable_tag_errors and _is_immutable_tag_error(exc)):
-            raise
-        events(Notice("warning", f"ignoring an immutable-tag error: {exc.message}"))
-        return
-    for ref in refs:
-        events(ImagePushed(str(ref), pushed))
-    if pushed != digest:
-        events(Notice("warning", f"registry reported digest {pushed}, expected {digest}"))

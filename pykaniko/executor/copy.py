@@ -25,13 +25,16 @@ from pykaniko.image.layerfile import open_decompressed
 
 __all__ = [
     "CopyRequest",
+    "SourceMatch",
     "SourceTree",
     "copy_sources",
     "escape_pattern",
     "expand_sources",
     "extract_archive",
+    "match_sources",
     "open_archive",
     "source_path",
+    "walk_source",
 ]
 
 
@@ -159,7 +162,7 @@ def _holds_reincluded(tree: SourceTree, rel: str) -> bool:
     if not tree.descend_ignored or tree.is_rootfs:
         return False
     host = _tree_path(tree, rel)
-    return host.is_dir() and not host.is_symlink() and bool(_walk(host, rel, tree))
+    return host.is_dir() and not host.is_symlink() and bool(walk_source(host, rel, tree))
 
 
 def expand_sources(tree: SourceTree, pattern: str) -> list[str]:
@@ -252,7 +255,7 @@ def _copy_entry(
     _apply_meta(dst, st, req, keep_owner)
 
 
-def _walk(src: Path, rel: str, tree: SourceTree) -> list[tuple[Path, str, os.stat_result]]:
+def walk_source(src: Path, rel: str, tree: SourceTree) -> list[tuple[Path, str, os.stat_result]]:
     """Entries below ``src``, parents before children, ignore rules applied. An ignored
     directory is entered only when ``!`` exceptions could re-include something in it,
     and then kept only as the parent of what was re-included."""
@@ -264,7 +267,7 @@ def _walk(src: Path, rel: str, tree: SourceTree) -> list[tuple[Path, str, os.sta
         visible = tree.visible(child_rel)
         st = entry.stat(follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode) and (visible or tree.descend_ignored):
-            below = _walk(Path(entry.path), child_rel, tree)
+            below = walk_source(Path(entry.path), child_rel, tree)
             if visible or below:
                 out.append((Path(entry.path), child_rel, st))
                 out.extend(below)
@@ -311,10 +314,20 @@ def _excluding(tree: SourceTree, patterns: tuple[str, ...], base: str) -> Source
     )
 
 
-def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
-    """Carry out one COPY; returns the rootfs paths it wrote (for the snapshot)."""
-    matches: list[str] = []
-    trees: dict[str, tuple[SourceTree, str]] = {}
+@dataclass(frozen=True, slots=True)
+class SourceMatch:
+    """One matched COPY source: its tree-relative path, the tree with its ``--exclude``
+    rules applied, and the ``--parents`` pivot."""
+
+    rel: str
+    tree: SourceTree
+    pivot: str
+
+
+def match_sources(tree: SourceTree, req: CopyRequest) -> list[SourceMatch]:
+    """What one COPY copies, in order: shared by the copy and by its cache key, so the
+    key sees exactly the files the copy reads."""
+    matches: list[SourceMatch] = []
     for pattern in req.sources:
         scoped = _excluding(tree, req.exclude, _source_base(tree, pattern))
         found = _glob(scoped, pattern)
@@ -324,11 +337,18 @@ def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
                 f"{'source image' if tree.is_rootfs else 'build context'}"
                 + ("" if tree.is_rootfs else " or excluded by .dockerignore")
             )
-        matches.extend(found)
-        for rel in found:
-            trees[rel] = (scoped, _pivot(pattern))
+        pivot = _pivot(pattern)
+        matches.extend(SourceMatch(rel, scoped, pivot) for rel in found)
     if not matches:
         raise BuildError(f"{req.what} failed: no source files were specified or matched")
+    return matches
+
+
+def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
+    """Carry out one COPY; returns the rootfs paths it wrote (for the snapshot)."""
+    found = match_sources(tree, req)
+    matches = [m.rel for m in found]
+    trees = {m.rel: (m.tree, m.pivot) for m in found}
     dest = clean_abs(req.dest, req.workdir)
     into_dir = (
         req.dest.endswith("/")
@@ -366,7 +386,7 @@ def copy_sources(rootfs: Path, tree: SourceTree, req: CopyRequest) -> list[str]:
             if kept and into in touched:
                 _apply_meta(target_dir, st, req, keep_owner)
                 dirs.append((target_dir, st))
-            for child, child_rel, child_st in _walk(src, rel, scoped):
+            for child, child_rel, child_st in walk_source(src, rel, scoped):
                 sub = child_rel[len(rel) :].lstrip("/") if rel else child_rel
                 host = resolve_in_root(rootfs, f"{into}/{sub}", follow_final=False)
                 _copy_entry(child, child_st, host, req, keep_owner)

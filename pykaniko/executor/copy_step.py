@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import lzma
 import os
-import posixpath
 import tarfile
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from urllib.parse import urlsplit
+from functools import partial
+from pathlib import Path
 
 import zstandard
 
@@ -34,15 +35,23 @@ __all__ = ["copy_step"]
 
 
 def copy_step(state: StageState, instr: Copy | Add) -> None:
-    state.ensure_fs()
-    root = state.fs_root
-    try:
-        uid, gid = resolve_chown(root, instr.chown) if instr.chown else (0, 0)
-    except BuildError as exc:
-        raise BuildError(exc.message, location=instr.location) from exc
-    chmod = _parse_chmod(instr.chmod, instr)
+    created_by = f"{instr.original} # buildkit"
+    hit = state.cached()
+    if hit is not None:
+        state.use_cached(hit, created_by)
+        return
+    before = len(state.out.layers)
     cfg = state.out.config.config
     workdir = cfg.working_dir or "/"
+    scoped = state.scoped_fs([clean_abs(instr.dest, workdir)])
+    if not scoped:
+        state.ensure_fs()
+    try:
+        uid, gid = _owner(state, instr, scoped=scoped)
+    except BuildError as exc:
+        raise BuildError(exc.message, location=instr.location) from exc
+    root = state.fs_root
+    chmod = _parse_chmod(instr.chmod, instr)
     what = "COPY" if isinstance(instr, Copy) else "ADD"
     req = CopyRequest(
         sources=(),
@@ -82,7 +91,24 @@ def copy_step(state: StageState, instr: Copy | Add) -> None:
         raise from_os_error(exc, operation, state.path_map(), location=instr.location) from exc
     except (EOFError, tarfile.TarError, lzma.LZMAError, zstandard.ZstdError) as exc:
         raise BuildError(f"{what} failed: {exc}", location=instr.location) from exc
-    state.add_layer(touched, f"{instr.original} # buildkit")
+    state.add_layer(touched, created_by)
+    state.remember(before, created_by)
+    state.unscope(before)
+
+
+def _owner(state: StageState, instr: Copy | Add, *, scoped: bool) -> tuple[int, int]:
+    """``--chown`` as ids; names are looked up in the rootfs (a scoped one that cannot
+    answer, an ``/etc/passwd`` symlinked elsewhere, gives way to the whole rootfs)."""
+    if not instr.chown:
+        return 0, 0
+    try:
+        return resolve_chown(state.fs_root, instr.chown)
+    except BuildError:
+        if not scoped:
+            raise
+    state.unscope(len(state.out.layers))
+    state.ensure_fs()
+    return resolve_chown(state.fs_root, instr.chown)
 
 
 def _copy_sources(state: StageState, instr: Copy | Add, req: CopyRequest) -> list[str]:
@@ -92,20 +118,20 @@ def _copy_sources(state: StageState, instr: Copy | Add, req: CopyRequest) -> lis
         return []  # heredocs only
     if isinstance(instr, Copy) and instr.from_:
         target = ctx.resolve_from(state.index, instr.from_)
-        if isinstance(target, StageBase):
-            out = ctx.stage_output(target.index)
-            if out.rootfs is None:
-                raise BuildError(f"stage {instr.from_!r} has no filesystem to copy from")
-            tree = SourceTree(root=out.rootfs, is_rootfs=True)
-            return copy_sources(root, tree, replace(req, sources=instr.sources))
-        partial = SourceTree(root=ctx.image_rootfs(target.reference, instr.sources), is_rootfs=True)
+        # both extracted only as far as the sources need (lazily, for a stage)
+        rootfs: Callable[[Sequence[str]], Path] = (
+            partial(ctx.stage_rootfs, target.index)
+            if isinstance(target, StageBase)
+            else partial(ctx.image_rootfs, target.reference)
+        )
         try:
-            return copy_sources(root, partial, replace(req, sources=instr.sources))
+            tree = SourceTree(root=rootfs(instr.sources), is_rootfs=True)
+            return copy_sources(root, tree, replace(req, sources=instr.sources))
         except BuildError:
             # a source reached through a symlink to a file outside the extracted
-            # part: take the whole image and copy again (the copy is idempotent)
-            whole = SourceTree(root=ctx.image_rootfs(target.reference, ("/",)), is_rootfs=True)
-            return copy_sources(root, whole, replace(req, sources=instr.sources))
+            # part: take the whole filesystem and copy again (the copy is idempotent)
+            tree = SourceTree(root=rootfs(("/",)), is_rootfs=True)
+            return copy_sources(root, tree, replace(req, sources=instr.sources))
     tree = SourceTree(
         root=ctx.options.context,
         ignored=ctx.context_ignored,
@@ -160,21 +186,15 @@ def _heredoc_file(state: StageState, doc: Heredoc, req: CopyRequest, total: int)
 
 def _add_url(state: StageState, url: str, instr: Add, req: CopyRequest) -> list[str]:
     """``ADD <url>``: downloaded (checksum verified), mode 0600 unless ``--chmod``,
-    mtime from Last-Modified, named after the URL's last path segment."""
-    ctx = state.ctx
-    holder = ctx.workspace.scratch("download")
-    try:
-        name = posixpath.basename(urlsplit(url).path) or "__unnamed__"
-        path = holder / name
-        result = ctx.registry.download(url, path, checksum=instr.checksum)
-        path.chmod(req.chmod if req.chmod is not None else 0o600)
-        if result.last_modified is not None:
-            os.utime(path, (result.last_modified, result.last_modified))
-        tree = SourceTree(root=holder)
-        fetched = replace(req, sources=(escape_pattern(name),), chmod=None, exclude=())
-        return copy_sources(state.fs_root, tree, fetched)
-    finally:
-        ctx.workspace.remove(holder)
+    mtime from Last-Modified, named after the URL's last path segment (the build
+    names the file so)."""
+    path, result = state.ctx.download(url, instr.checksum)  # once per build (cache keys)
+    path.chmod(req.chmod if req.chmod is not None else 0o600)
+    if result.last_modified is not None:
+        os.utime(path, (result.last_modified, result.last_modified))
+    tree = SourceTree(root=path.parent)
+    fetched = replace(req, sources=(escape_pattern(path.name),), chmod=None, exclude=())
+    return copy_sources(state.fs_root, tree, fetched)
 
 
 def _parse_chmod(value: str | None, instr: Instruction) -> int | None:

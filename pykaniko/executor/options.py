@@ -83,6 +83,7 @@ class BuildOptions:
     cache_repo: str = ""
     cache_ttl: str = "336h"
     cache_run_layers: bool = True
+    cache_copy_layers: bool = False
     push_cache: bool = True
     secret_check: SecretCheck = "error"  # noqa: S105  a mode, not a password
     # how RUN is isolated (chroot or in-place; auto picks); force allows in-place

@@ -127,11 +127,10 @@ def _bind(state: StageState, m: Mount) -> BindMount:
     if m.from_:
         ref = ctx.resolve_from(state.index, m.from_)
         root = (
-            ctx.stage_output(ref.index).rootfs
+            ctx.stage_rootfs(ref.index, (m.source or "/",))
             if isinstance(ref, StageBase)
             else ctx.image_rootfs(ref.reference, (m.source or "/",))
         )
-        assert root is not None
         source = resolve_in_root(root, m.source or "/")
     else:
         context = ctx.options.context.resolve()

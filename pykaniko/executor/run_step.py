@@ -4,24 +4,19 @@ execution through the build's isolation, and the layer that follows."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import replace
 
 from pykaniko.dockerfile import Run, StageScope
-from pykaniko.errors import BuildError, PykanikoError, RunError
-from pykaniko.executor.cache import LayerCache, step_key
-from pykaniko.executor.events import CacheChecked, Notice, StepOutput
+from pykaniko.errors import BuildError, RunError
+from pykaniko.executor.events import StepOutput
 from pykaniko.executor.fsutil import makedirs_in_root
 from pykaniko.executor.isolation import RunSpec
-from pykaniko.executor.leakcheck import LeakGuard, scanning
+from pykaniko.executor.leakcheck import LeakGuard
 from pykaniko.executor.metadata import DEFAULT_PATH, DEFAULT_SHELL, run_created_by
 from pykaniko.executor.oserrors import disk_nearly_full, from_os_error, size_text, tree_size
 from pykaniko.executor.run_mounts import run_mounts
-from pykaniko.executor.state import StageState, extract_verified, step_text
+from pykaniko.executor.state import StageState
 from pykaniko.executor.users import Identity, resolve_user
-from pykaniko.image import mediatypes as mt
 from pykaniko.image.config import ContainerConfig
-from pykaniko.image.mediatypes import layer_compression
 
 __all__ = ["run_step"]
 
@@ -34,8 +29,14 @@ def _identity(state: StageState) -> Identity:
 
 
 def run_step(state: StageState, instr: Run, scope: StageScope) -> None:
-    state.ensure_fs()
     cfg = state.out.config.config
+    declared = {k: v for k, v in scope.declared_args.items() if v is not None}
+    created_by = run_created_by(_argv_shown(instr, cfg), declared)
+    hit = state.cached()
+    if hit is not None:
+        state.use_cached(hit, created_by)
+        return
+    state.ensure_fs()
     try:
         ident = _identity(state)
     except BuildError as exc:
@@ -45,18 +46,8 @@ def run_step(state: StageState, instr: Run, scope: StageScope) -> None:
         env.append(f"HOME={ident.home if ident.uid else '/root'}")
     if not any(e.startswith("PATH=") for e in env):
         env.append(f"PATH={DEFAULT_PATH}")
-    declared = {k: v for k, v in scope.declared_args.items() if v is not None}
-    key = step_key(
-        state.out.key,
-        step_text(instr),
-        env=[*env, f"pykaniko-user={cfg.user}", f"pykaniko-workdir={cfg.working_dir}"],
-    )
-    state.out.key = key
+    before = len(state.out.layers)
     ctx = state.ctx
-    cache = ctx.cache if ctx.options.cache_run_layers else None
-    if cache is not None and _apply_cached(state, cache, key, instr, declared):
-        return
-    before = len(state.out.config.diff_ids)
     try:
         _execute(state, instr, cfg, ident, env)
     except OSError as exc:
@@ -71,25 +62,8 @@ def run_step(state: StageState, instr: Run, scope: StageScope) -> None:
                 f"(this build had written {used} there)"
             )
         raise
-    shown_argv = _argv_shown(instr, cfg)
-    created_by = run_created_by(shown_argv, declared)
     state.add_layer(None, created_by)
-    if cache is not None and len(state.out.config.diff_ids) > before:
-        if ctx.leaks is not None and cache.push:
-            going = "the cache image"
-            ctx.leaks.clear_for_push([state.out.layers[-1].digest], going)
-            fields = {"created_by": created_by}
-            ctx.leaks.check_fields(fields, going, origin=state.origin(), going=going)
-        try:
-            cache.put(
-                key,
-                state.out.layers[-1],
-                state.out.config.diff_ids[-1],
-                created_by,
-                sources=state.out.sources,
-            )
-        except PykanikoError as exc:
-            ctx.events(Notice("warning", f"cache push for {key[:12]} failed: {exc}"))
+    state.remember(before, created_by)
 
 
 def _argv_shown(instr: Run, cfg: ContainerConfig) -> list[str]:
@@ -101,47 +75,6 @@ def _argv_shown(instr: Run, cfg: ContainerConfig) -> list[str]:
     if instr.heredocs:
         return [*(cfg.shell or DEFAULT_SHELL), instr.original[4:]]
     return [*(cfg.shell or DEFAULT_SHELL), instr.command_text]
-
-
-def _apply_cached(
-    state: StageState, cache: LayerCache, key: str, instr: Run, declared: Mapping[str, str]
-) -> bool:
-    """Use the cached layer for ``key``: extracted onto the rootfs (the baseline
-    follows) and its blob reused as is."""
-    ctx = state.ctx
-    try:
-        hit = cache.get(key)
-    except PykanikoError as exc:
-        ctx.events(Notice("warning", f"cache lookup for {key[:12]} failed: {exc}"))
-        return False
-    if hit is None:
-        ctx.events(CacheChecked(state.index, key, hit=False))
-        return False
-    store = ctx.workspace.store
-    ctx.registry.fetch_layers(hit.image, [hit.layer], store)
-    snap = state.ensure_fs()
-    what = f"cached layer {hit.layer.digest[:19]}"
-    scanner = ctx.leaks.scanner() if ctx.leaks is not None else None
-    extract = state.extract_into(snap)
-    apply = extract if scanner is None else scanning(extract, scanner)
-    extract_verified(apply, store.path(hit.layer.digest), hit.layer, hit.diff_id, what)
-    if ctx.leaks is not None and scanner is not None:
-        ctx.leaks.layer_done(hit.layer.digest, scanner.close(), state.origin())
-    layer = hit.layer
-    out = state.out
-    if out.docker != (layer.media_type == mt.DOCKER_LAYER_GZIP):
-        flavour = "gzip" if "gzip" in layer.media_type else layer_compression(layer.media_type)
-        layer = replace(
-            layer, media_type=mt.layer_media_type(docker=out.docker, compression=flavour)
-        )
-    out.layers.append(layer)
-    out.sources.append(hit.image)
-    cfg = out.config
-    out.config = replace(cfg, diff_ids=(*cfg.diff_ids, hit.diff_id))
-    shown_argv = _argv_shown(instr, out.config.config)
-    state.history(run_created_by(shown_argv, declared), empty=False)
-    ctx.events(CacheChecked(state.index, key, hit=True, digest=hit.layer.digest))
-    return True
 
 
 def _execute(

@@ -33,33 +33,31 @@ from pykaniko.dockerfile import (
     User,
     Volume,
     Workdir,
-    parse_instruction,
 )
-from pykaniko.errors import BuildCancelledError, BuildError, Location, PykanikoError
-from pykaniko.executor.cache import seed_key, step_key
+from pykaniko.errors import BuildCancelledError, BuildError, ImageError, PykanikoError
+from pykaniko.executor.cache import StageKeys
 from pykaniko.executor.copy_step import copy_step
 from pykaniko.executor.events import StepFinished, StepStarted
 from pykaniko.executor.fsutil import clean_abs, makedirs_in_root
 from pykaniko.executor.leakcheck import short_step
 from pykaniko.executor.metadata import (
-    DEFAULT_PATH,
     MetadataInstruction,
     apply_metadata,
     created_by_metadata,
 )
 from pykaniko.executor.oserrors import from_os_error
+from pykaniko.executor.prepare import PreparedStage
 from pykaniko.executor.run_step import run_step
 from pykaniko.executor.state import (
+    PendingLayer,
     StageContext,
     StageOutput,
     StageState,
     empty_config,
     extract_verified,
-    step_text,
 )
 from pykaniko.executor.users import resolve_chown
 from pykaniko.image import mediatypes as mt
-from pykaniko.image.config import ContainerConfig
 from pykaniko.image.manifest import Descriptor
 from pykaniko.registry import PulledImage
 
@@ -72,19 +70,18 @@ __all__ = [
 ]
 
 
-def _run_all(
-    state: StageState, instructions: Sequence[Instruction], scope: StageScope
-) -> StageScope:
-    total = len(instructions)
-    for number, raw in enumerate(instructions, start=1):
-        state.last = number == total
-        instr = scope.expand(raw)
-        state.ctx.events(StepStarted(state.index, number, total, instr.original))
-        before = len(state.out.config.diff_ids)
+def _run_all(state: StageState, prepared: PreparedStage) -> None:
+    total = len(prepared.steps)
+    for step in prepared.steps:
+        instr = step.instr
+        state.number = step.number
+        state.later = prepared.steps[step.number :]
+        state.last = step.number == total
+        state.ctx.events(StepStarted(state.index, step.number, total, instr.original))
         state.step = instr
         began = time.monotonic()
         try:
-            _step(state, instr, scope)
+            _step(state, instr, step.scope)
         except OSError as exc:
             operation = short_step(instr.original, 60)
             raise from_os_error(exc, operation, state.path_map(), location=instr.location) from exc
@@ -94,16 +91,7 @@ def _run_all(
             if exc.location is None and not isinstance(exc, BuildCancelledError):
                 exc.location = instr.location
             raise
-        state.ctx.events(StepFinished(state.index, number, time.monotonic() - began))
-        if not isinstance(instr, Run):
-            # what a COPY/ADD/WORKDIR produced is part of the chain: a changed source
-            # file changes every key after it, even though COPY itself is not cached
-            made = state.out.config.diff_ids[before:]
-            state.out.key = step_key(
-                state.out.key, step_text(instr), inputs=[("layer", d) for d in made]
-            )
-        scope = scope.after(instr)
-    return scope
+        state.ctx.events(StepFinished(state.index, step.number, time.monotonic() - began))
 
 
 def _step(state: StageState, instr: Instruction, scope: StageScope) -> None:
@@ -145,6 +133,12 @@ def _workdir(state: StageState, instr: Workdir, path: str) -> None:
     cfg = state.out.config.config
     workdir = clean_abs(path, cfg.working_dir or "/")
     state.out.config = replace(state.out.config, config=replace(cfg, working_dir=workdir))
+    created_by = f"WORKDIR {workdir}"
+    hit = state.cached()
+    if hit is not None:
+        state.use_cached(hit, created_by)
+        return
+    before = len(state.out.layers)
     state.ensure_fs()
     # owned as by --chown=$USER (BuildKit's mkdir WithUser), not as a RUN
     user = cfg.user
@@ -153,7 +147,8 @@ def _workdir(state: StageState, instr: Workdir, path: str) -> None:
     except BuildError as exc:
         raise BuildError(exc.message, location=instr.location) from exc
     touched = makedirs_in_root(state.fs_root, workdir, uid=uid, gid=gid)
-    state.add_layer(touched, f"WORKDIR {workdir}")
+    state.add_layer(touched, created_by)
+    state.remember(before, created_by)
 
 
 def _volume(state: StageState, instr: Volume, paths: Sequence[str]) -> None:
@@ -187,11 +182,13 @@ def build_stage(
     base: StageOutput | None,
     pulled: PulledImage | None,
     take_over: bool,
-    instructions: Sequence[Instruction],
-    scope: StageScope,
+    prepared: PreparedStage,
+    keys: StageKeys | None = None,
+    needed_later: bool = True,
 ) -> StageOutput:
     """Build stage ``index`` on top of ``base`` (a finished stage), ``pulled`` (an image)
-    or nothing (scratch)."""
+    or nothing (scratch): its prepared steps, with their cache keys if ``keys``.
+    ``needed_later``: a later stage builds on it or reads its files."""
     o = ctx.options
     if base is not None:
         out = StageOutput(
@@ -203,58 +200,59 @@ def build_stage(
             sources=list(base.sources),
             scope=None,
         )
-        if not (
+        held = base.pending
+        if (
             take_over
             and base.rootfs is not None
-            and not base.pending
             and ctx.isolation.take_over(base, out, ctx.workspace)
         ):
-            out.pending = [(d, _source_for(d, base)) for d in base.layers]
+            out.pending, base.pending = held, []  # the layers its rootfs still lacked
+        else:
+            diff_ids = base.config.diff_ids
+            out.pending = [
+                PendingLayer(d, diff_id, _source_for(d, base))
+                for d, diff_id in zip(base.layers, diff_ids, strict=True)
+            ]
     elif pulled is not None:
+        layers = pulled.manifest.layers
+        if len(pulled.config.diff_ids) != len(layers):
+            raise ImageError(
+                f"the base image config lists {len(pulled.config.diff_ids)} diff_ids "
+                f"for {len(layers)} layers"
+            )
         out = StageOutput(
             index=index,
             name=None,
             config=pulled.config,
-            layers=list(pulled.manifest.layers),
+            layers=list(layers),
             docker=pulled.manifest.is_docker,
             sources=[pulled],
             scope=None,
-            pending=[(d, pulled) for d in pulled.manifest.layers],
+            pending=[
+                PendingLayer(d, diff_id, pulled)
+                for d, diff_id in zip(layers, pulled.config.diff_ids, strict=True)
+            ],
         )
-    else:  # scratch: BuildKit's empty image carries the default PATH
+    else:  # scratch
         out = StageOutput(
             index=index,
             name=None,
-            config=replace(
-                empty_config(o),
-                config=ContainerConfig(env=(f"PATH={DEFAULT_PATH}",)),
-            ),
+            config=empty_config(o),
             layers=[],
             docker=True,
             sources=[],
             scope=None,
         )
-    if base is not None:
-        out.key = base.key
-    else:
-        out.key = seed_key(pulled.digest if pulled is not None else "scratch", o.platform)
+    out.key = keys.final if keys is not None else None
     if o.outputs.compression == "zstd" and out.docker:
         out.docker = False
         out.layers = [_to_oci(d) for d in out.layers]
-    cfg = out.config
-    if o.labels:
-        cfg = replace(cfg, config=replace(cfg.config, labels={**cfg.config.labels, **o.labels}))
-    triggers = cfg.config.on_build
-    cfg = replace(cfg, config=replace(cfg.config, on_build=()))
-    p = o.platform
-    out.config = replace(cfg, architecture=p.architecture, os=p.os, variant=p.variant)
-    state = StageState(ctx, index, out)
-    steps = list(instructions)
-    if triggers:
-        loc = Location(f"ONBUILD trigger of the base of stage {index}", 1, 1)
-        trig = [parse_instruction(t, loc, escape=ctx.dockerfile.escape) for t in triggers]
-        steps = trig + steps
-    out.scope = _run_all(state, steps, scope)
+    # labels, platform and ONBUILD triggers were applied when the stage was prepared
+    out.config = replace(prepared.config, diff_ids=out.config.diff_ids, history=out.config.history)
+    state = StageState(ctx, index, out, keys)
+    state.needed_later = needed_later
+    _run_all(state, prepared)
+    out.scope = prepared.final_scope
     return out
 
 

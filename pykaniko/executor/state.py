@@ -1,10 +1,14 @@
 """A stage's state while it is built: its image parts, its rootfs (made lazily), the
-snapshotter, and the cache chain key.
+snapshotter, and its cache keys.
 
-The rootfs is extracted on the first step that needs a filesystem, so a metadata-only
-stage never unpacks its base. Every filesystem step ends with :meth:`StageState.add_layer`:
-a diff against the snapshotter's baseline (which came from the extraction itself) and,
-when something changed, a layer written once to the blob store with both digests.
+The rootfs is made lazily: the base's layers and every cached layer wait in
+``StageOutput.pending`` until a step truly needs the filesystem (a RUN or COPY that
+misses the cache), so a stage whose steps all hit, or are metadata only, never unpacks
+anything: its image is made of the layers' blobs alone, and a COPY that is the last
+step to need files unpacks only its destination (:meth:`StageState.scoped_fs`). Every
+filesystem step that runs ends with :meth:`StageState.add_layer`: a diff against the
+snapshotter's baseline (which came from the extraction itself) and, when something
+changed, a layer written once to the blob store with both digests.
 """
 
 from __future__ import annotations
@@ -19,48 +23,73 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from pykaniko.dockerfile import Dockerfile, ImageBase, Instruction, StageBase, StageScope
-from pykaniko.errors import BuildError, ImageError, Location, StorageError
-from pykaniko.executor.cache import LayerCache
-from pykaniko.executor.events import EventSink, LayerCreated, Notice
+from pykaniko.dockerfile import (
+    Add,
+    Copy,
+    Dockerfile,
+    ImageBase,
+    Instruction,
+    Run,
+    StageBase,
+    StageScope,
+    Workdir,
+)
+from pykaniko.errors import BuildError, ImageError, StorageError
+from pykaniko.executor.cache import CacheEntry, LayerCache, StageKeys
+from pykaniko.executor.events import CacheChecked, EventSink, LayerCreated, Notice
 from pykaniko.executor.fsutil import resolve_in_root
 from pykaniko.executor.isolation import Isolation
 from pykaniko.executor.leakcheck import LeakGuard, Origin, ScanningSink
 from pykaniko.executor.options import BuildOptions
 from pykaniko.executor.oserrors import PathMap, from_os_error, os_cause
+from pykaniko.executor.prefixes import literal_prefixes, real_prefixes
+from pykaniko.executor.prepare import PreparedStep
 from pykaniko.executor.workspace import Workspace
 from pykaniko.image import mediatypes as mt
 from pykaniko.image.config import History, ImageConfig
 from pykaniko.image.digest import HashingReader
 from pykaniko.image.layerfile import LayerWriter, open_uncompressed
+from pykaniko.image.leakscan import scanning_reader
 from pykaniko.image.manifest import Descriptor
-from pykaniko.registry import PulledImage, RegistryClient
+from pykaniko.image.mediatypes import layer_compression
+from pykaniko.registry import DownloadResult, PulledImage, RegistryClient
 from pykaniko.snapshot import (
     ExtractReport,
     IgnoreList,
     Snapshotter,
     build_ignore_list,
+    extract_layer,
     write_layer,
 )
 
 __all__ = [
+    "PendingLayer",
     "StageContext",
     "StageOutput",
     "StageState",
     "empty_config",
     "extract_verified",
-    "step_text",
 ]
 
 log = logging.getLogger(__name__)
 
 _HISTORY_COMMENT = "buildkit.dockerfile.v0"
-_NOWHERE = Location("", 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLayer:
+    """A layer of the stage not yet applied to its rootfs, and where its blob is (a
+    pulled image, or None: in the blob store already)."""
+
+    desc: Descriptor
+    diff_id: str
+    source: PulledImage | None
 
 
 @dataclass
 class StageOutput:
-    """A finished stage: its image parts and, while someone still needs it, its rootfs."""
+    """A stage: its image parts, the layers its rootfs still lacks, and, while someone
+    still needs it, its rootfs."""
 
     index: int
     name: str | None
@@ -71,8 +100,8 @@ class StageOutput:
     scope: StageScope | None
     rootfs: Path | None = None
     snapshotter: Snapshotter | None = None
-    pending: list[tuple[Descriptor, PulledImage | None]] = field(default_factory=list)
-    key: str = ""
+    pending: list[PendingLayer] = field(default_factory=list)
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +123,8 @@ class StageContext:
     resolve_from: Callable[[int, str], StageBase | ImageBase]
     stage_output: Callable[[int], StageOutput]
     image_rootfs: Callable[[str, Sequence[str]], Path]
+    stage_rootfs: Callable[[int, Sequence[str]], Path]
+    download: Callable[[str, str | None], tuple[Path, DownloadResult]]
     cache: LayerCache | None = None
     leaks: LeakGuard | None = None
 
@@ -106,10 +137,17 @@ def empty_config(options: BuildOptions) -> ImageConfig:
 class StageState:
     """One stage being built: the steps read and change it through these methods."""
 
-    def __init__(self, ctx: StageContext, index: int, out: StageOutput) -> None:
+    def __init__(
+        self, ctx: StageContext, index: int, out: StageOutput, keys: StageKeys | None = None
+    ) -> None:
         self.ctx = ctx
         self.index = index
         self.out = out
+        self.keys = keys
+        self.number = 0  # the step being run
+        self.later: Sequence[PreparedStep] = ()  # the steps after it
+        self.needed_later = True  # a later stage builds on this one or reads its files
+        self._held: list[PendingLayer] | None = None  # what a scoped rootfs lacks
         self.cmd_set = False
         self.last = False
         self.step: Instruction | None = None  # the instruction being carried out
@@ -137,44 +175,164 @@ class StageState:
         return partial(snap.extract, ignore=self.ctx.isolation.extraction_ignore(snap.ignore))
 
     def ensure_fs(self) -> Snapshotter:
-        """Extract whatever base layers are still pending, once."""
-        if self.out.snapshotter is None:
-            self.out.snapshotter = Snapshotter(
+        """The rootfs, with every pending layer applied (each blob verified first)."""
+        out = self.out
+        if out.snapshotter is None:
+            fresh = out.rootfs is None  # acquired empty: the extraction is the baseline
+            out.snapshotter = Snapshotter(
                 self.fs_root, mode=self.ctx.options.snapshot_mode, ignore=self.ignore_list()
             )
-            if not self.out.pending:
-                self.out.snapshotter.take_baseline()
-        snap = self.out.snapshotter
-        by_source: dict[int, tuple[PulledImage | None, list[Descriptor]]] = {}
-        for desc, source in self.out.pending:
-            by_source.setdefault(id(source), (source, []))[1].append(desc)
-        for source, descs in by_source.values():
-            if source is not None:
-                self.ctx.registry.fetch_layers(source, descs, self.ctx.workspace.store)
-        diff_ids = self.out.config.diff_ids
-        if len(diff_ids) < len(self.out.pending):
-            raise ImageError(
-                f"the base image config lists {len(diff_ids)} diff_ids "
-                f"for {len(self.out.pending)} layers"
-            )
-        for (desc, source), diff_id in zip(self.out.pending, diff_ids, strict=False):
-            what = f"{source.ref if source else 'base'} layer {desc.digest[:19]}"
-            report = extract_verified(
-                self.extract_into(snap),
-                self.ctx.workspace.store.path(desc.digest),
-                desc,
-                diff_id,
-                what,
-            )
-            for warning in report.warnings[:20]:
-                self.ctx.events(Notice("warning", f"{what}: {warning}"))
-        if self.out.pending:
+            if not out.pending or not fresh:  # a tree taken over as it is
+                out.snapshotter.take_baseline()
+        snap = out.snapshotter
+        if out.pending:
+            self._apply(out.pending, self.extract_into(snap))
             snap.settle()
             own = self.ctx.isolation.host_dirs()
             if own:
                 snap.diff(own)  # into the baseline as they are: they are not the image's
-        self.out.pending = []
+            out.pending = []
         return snap
+
+    def _apply(self, layers: Sequence[PendingLayer], apply: Callable[..., ExtractReport]) -> None:
+        """Fetch what is missing of ``layers``, then unpack them in order, verified."""
+        store = self.ctx.workspace.store
+        by_source: dict[int, tuple[PulledImage | None, list[Descriptor]]] = {}
+        for p in layers:
+            by_source.setdefault(id(p.source), (p.source, []))[1].append(p.desc)
+        for source, descs in by_source.values():
+            if source is not None:
+                self.ctx.registry.fetch_layers(source, descs, store)
+        for p in layers:
+            what = f"{p.source.ref if p.source else 'base'} layer {p.desc.digest[:19]}"
+            report = extract_verified(apply, store.path(p.desc.digest), p.desc, p.diff_id, what)
+            for warning in report.warnings[:20]:
+                self.ctx.events(Notice("warning", f"{what}: {warning}"))
+
+    def scoped_fs(self, paths: Sequence[str]) -> bool:
+        """For a COPY/ADD writing below ``paths``: a rootfs holding only what it reads
+        (every directory and symlink, the files below ``paths``, ``/etc/passwd`` and
+        ``/etc/group`` for ``--chown``). Used when nothing is unpacked yet, no later step
+        of the stage needs files (each hits the cache or is metadata) and no later stage
+        reads this one, so the full unpack may never be needed: on a Debian-sized base it
+        costs half the CPU of a full one (on busybox, mostly symlinks, which are always
+        unpacked, about the same). The step writes and snapshots as usual (its diff
+        against what was unpacked sees only what it changed); :meth:`unscope` then drops
+        the partial tree, and every layer waits again, the step's own with them.
+        False: use :meth:`ensure_fs`."""
+        o, out = self.ctx.options, self.out
+        if out.snapshotter is not None or not out.pending or self.needed_later:
+            return False  # a later stage would unpack the same layers again
+        if o.single_snapshot or o.force_build_metadata:
+            return False
+        wanted = tuple(sorted({*paths, "/etc/passwd", "/etc/group"}))
+        if "/" in wanted or any(self._runs(step) for step in self.later):
+            return False
+        log.debug("stage %d step %d: unpacking only %s", self.index, self.number, wanted)
+        root = self.fs_root
+        keep = self.ctx.isolation.extraction_ignore(self.ignore_list())
+
+        def apply(stream: BinaryIO, *, what: str) -> ExtractReport:
+            # prefixes resolved once per layer, through the symlinks of the layers below
+            # (a file missed through a link made in the same layer is merely invisible
+            # to the step's diff, before and after alike: its layer stays right)
+            select = literal_prefixes(real_prefixes(root, wanted))
+            return extract_layer(stream, root, ignore=keep, what=what, select=select).report
+
+        self._apply(out.pending, apply)
+        out.snapshotter = Snapshotter(root, mode=o.snapshot_mode, ignore=self.ignore_list())
+        out.snapshotter.take_baseline()
+        self._held, out.pending = out.pending, []
+        return True
+
+    def unscope(self, before: int) -> None:
+        """Drop a scoped rootfs (see :meth:`scoped_fs`); ``before`` is the layer count
+        before the step."""
+        out = self.out
+        if self._held is None:
+            return
+        made = zip(out.layers[before:], out.config.diff_ids[before:], strict=True)
+        out.pending = [*self._held, *(PendingLayer(d, diff_id, None) for d, diff_id in made)]
+        self._held = None
+        self.ctx.isolation.release(out, self.ctx.workspace)
+
+    def _runs(self, step: PreparedStep) -> bool:
+        """Whether a later step will need a filesystem: a RUN, WORKDIR, COPY or ADD that
+        the cache does not answer (then one full unpack serves both: two partial ones
+        of a small base cost more); metadata needs none."""
+        if not isinstance(step.instr, Run | Workdir | Copy | Add):
+            return False
+        cache = self.ctx.cache
+        key = self.keys.steps.get(step.number) if self.keys is not None else None
+        if cache is None or key is None or not key.cached:
+            return True
+        return cache.get(key.key).entry is None
+
+    # -- the layer cache -------------------------------------------------------------
+
+    def cached(self) -> CacheEntry | None:
+        """The verified cache entry of the step being run, if the cache holds one."""
+        cache = self.ctx.cache
+        step = self.keys.steps.get(self.number) if self.keys is not None else None
+        if cache is None or step is None or not step.cached:
+            return None
+        probe = cache.get(step.key)
+        if probe.warning:
+            self.ctx.events(Notice("warning", probe.warning))
+        entry = probe.entry
+        digest = entry.layers[0].digest if entry is not None and entry.layers else ""
+        self.ctx.events(CacheChecked(self.index, step.key, hit=entry is not None, digest=digest))
+        return entry
+
+    def use_cached(self, entry: CacheEntry, created_by: str) -> None:
+        """Take a cache entry as the step's result: its blob goes into the image as is,
+        and onto the rootfs only if a later step needs the filesystem."""
+        out = self.out
+        for desc, diff_id in zip(entry.layers, entry.diff_ids, strict=True):
+            layer = _retyped(desc, docker=out.docker)
+            out.layers.append(layer)
+            out.pending.append(PendingLayer(layer, diff_id, entry.source))
+            out.config = replace(out.config, diff_ids=(*out.config.diff_ids, diff_id))
+        if entry.source is not None and entry.layers:
+            out.sources.append(entry.source)  # the final push mounts the blob from there
+        self.history(created_by, empty=not entry.layers)
+        self._scan_cached(entry)
+
+    def _scan_cached(self, entry: CacheEntry) -> None:
+        """The secret check over a cached layer the image will carry: the build that
+        made it may have run with ``--secret-check=warn`` or ``off``. (Layers of other
+        stages never leave the machine; the blob was fetched when the probe checked it.)"""
+        leaks = self.ctx.leaks
+        if leaks is None or self.index not in leaks.shipped_stages:
+            return
+        for desc in entry.layers:
+            scanner = leaks.scanner()
+            if scanner is None:
+                return
+            path = self.ctx.workspace.store.path(desc.digest)
+            with open_uncompressed(path, digest=desc.digest, what="cached layer") as raw:
+                reader = scanning_reader(raw, scanner)
+                while reader.read(1 << 20):
+                    pass
+            leaks.layer_done(desc.digest, scanner.close(), self.origin())
+
+    def remember(self, before: int, created_by: str) -> None:
+        """Give the cache what the step just run made: its layer, or none (then a warm
+        build skips the step all the same). ``before`` is the layer count before it."""
+        cache = self.ctx.cache
+        step = self.keys.steps.get(self.number) if self.keys is not None else None
+        if cache is None or step is None or not step.cached:
+            return
+        layers = self.out.layers[before:]
+        leaks = self.ctx.leaks
+        if leaks is not None and cache.push:  # a cache image leaves the machine too
+            going = "the cache image"
+            leaks.clear_for_push([d.digest for d in layers], going)
+            fields = {"created_by": created_by}
+            leaks.check_fields(fields, going, origin=self.origin(), going=going)
+        cache.put(
+            step.key, layers, self.out.config.diff_ids[before:], created_by, docker=self.out.docker
+        )
 
     def add_layer(self, paths: Sequence[str] | None, created_by: str) -> None:
         """Snapshot (all or ``paths``), write a layer when something changed, record history."""
@@ -309,9 +467,12 @@ def _lift(ignore: IgnoreList, paths: Sequence[str]) -> IgnoreList:
     )
 
 
-def step_text(instr: Instruction) -> str:
-    """An instruction as its cache key sees it: every expanded field, no line number."""
-    return repr(replace(instr, location=_NOWHERE))
+def _retyped(layer: Descriptor, *, docker: bool) -> Descriptor:
+    """A cached layer under the media type family of the image it joins."""
+    if docker == (layer.media_type == mt.DOCKER_LAYER_GZIP):
+        return layer
+    flavour = "gzip" if "gzip" in layer.media_type else layer_compression(layer.media_type)
+    return replace(layer, media_type=mt.layer_media_type(docker=docker, compression=flavour))
 
 
 def extract_verified(

@@ -6,7 +6,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from pykaniko.executor.build import _under_prefixes
+from pykaniko.executor.prefixes import under_prefixes
 from pykaniko.snapshot import IgnoreList, extract_layer
 
 
@@ -38,7 +38,7 @@ def _layer() -> io.BytesIO:
 def test_only_files_below_the_sources_are_written(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    select = _under_prefixes(root, ("/bin",))  # reached through the bin -> usr/bin link
+    select = under_prefixes(root, ("/bin",))  # reached through the bin -> usr/bin link
     extract_layer(_layer(), root, ignore=IgnoreList.of(), select=select)
     assert (root / "usr/bin/tool").read_text() == "usr/bin/tool"
     assert (root / "usr/bin/tool-alias").stat().st_ino == (root / "usr/bin/tool").stat().st_ino
