@@ -99,8 +99,8 @@ def _context(tmp_path: Path, dockerfile: str, files: Mapping[str, str] | None = 
     return ctx
 
 
-def _rootfs(ref: str, tmp_path: Path, name: str = "pulled") -> Path:
-    layout, tag = pull_to_oci(ref, tmp_path / f"{name}-oci")
+def _rootfs(ref: str, tmp_path: Path, name: str = "pulled", *, creds: str | None = None) -> Path:
+    layout, tag = pull_to_oci(ref, tmp_path / f"{name}-oci", creds=creds)
     return umoci_unpack(layout, tag, tmp_path / f"{name}-bundle")
 
 
@@ -271,15 +271,16 @@ def test_seed_gitlab_job(
     hits = [log.lower().count("using cached layer") for log in logs[2:]]
     assert all(hits), "the second job hits the cache"
 
-    test_fs = _rootfs(f"{project}:test", tmp_path, "test")
+    test_fs = _rootfs(f"{project}:test", tmp_path, "test", creds=f"{AUTH_USER}:{AUTH_PASSWORD}")
     assert (test_fs / "app/test-report").read_text() == "1 example, 0 failures\n"
     assert f"{len(GEM_SECRET)}-byte credentials" in (test_fs / "app/bundle.log").read_text()
     expected = hashlib.sha256(GEM_SECRET.encode()).hexdigest()
     assert (test_fs / "app/credentials.sha256").read_text().strip() == expected
     assert not (test_fs / "kaniko").exists()
-    prod = skopeo_inspect(f"{project}:sha1")
-    assert prod["Digest"] == skopeo_inspect(f"{project}:latest")["Digest"]
-    prod_fs = _rootfs(f"{project}:latest", tmp_path, "prod")
+    creds = f"{AUTH_USER}:{AUTH_PASSWORD}"
+    prod = skopeo_inspect(f"{project}:sha1", creds=creds)
+    assert prod["Digest"] == skopeo_inspect(f"{project}:latest", creds=creds)["Digest"]
+    prod_fs = _rootfs(f"{project}:latest", tmp_path, "prod", creds=f"{AUTH_USER}:{AUTH_PASSWORD}")
     assert (prod_fs / "app/stage").read_text() == "production\n"
     assert not (prod_fs / "app/spec").exists()
     for layer in prod_fs.rglob("*"):

@@ -53,7 +53,9 @@ def docker_ref(ref: str) -> str:
     return ref if ref.startswith("docker://") else f"docker://{ref}"
 
 
-def skopeo_inspect(ref: str, *, config: bool = False, raw: bool = False) -> dict[str, Any]:
+def skopeo_inspect(
+    ref: str, *, config: bool = False, raw: bool = False, creds: str | None = None
+) -> dict[str, Any]:
     """``skopeo inspect`` over plain HTTP: the summary, or the config (``config=True``),
     or the manifest as stored (``raw=True``), parsed.
 
@@ -61,6 +63,8 @@ def skopeo_inspect(ref: str, *, config: bool = False, raw: bool = False) -> dict
     ``Healthcheck``, ``OnBuild`` or ``Shell``: read those with :func:`raw_config`.
     """
     argv = ["skopeo", "inspect", "--tls-verify=false"]
+    if creds:
+        argv += ["--creds", creds]
     if config:
         argv.append("--config")
     if raw:
@@ -70,15 +74,20 @@ def skopeo_inspect(ref: str, *, config: bool = False, raw: bool = False) -> dict
     return out
 
 
-def pull_to_oci(ref: str, dest_dir: Path, tag: str = "image") -> tuple[Path, str]:
-    """Copy ``ref`` from the registry into the OCI layout ``dest_dir``; (layout, tag)."""
+def pull_to_oci(
+    ref: str, dest_dir: Path, tag: str = "image", *, creds: str | None = None
+) -> tuple[Path, str]:
+    """Copy ``ref`` from the registry into the OCI layout ``dest_dir``; (layout, tag).
+    ``creds`` is ``USER:PASSWORD`` for a registry that wants them."""
     dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    auth = ["--src-creds", creds] if creds else []
     run_tool(
         [
             "skopeo",
             "copy",
             "--quiet",
             "--src-tls-verify=false",
+            *auth,
             docker_ref(ref),
             f"oci:{dest_dir}:{tag}",
         ]
